@@ -1,0 +1,143 @@
+#pragma once
+// One WebSocket connection, as seen by the application's handler coroutine.
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include "wscoro/error.hpp"
+#include "wscoro/handshake_info.hpp"
+#include "wscoro/message.hpp"
+
+namespace wscoro {
+
+namespace detail {
+class connection_impl;
+}
+
+/// The state of a connection (em-websocket's `state`).
+enum class connection_state : std::uint8_t {
+    handshake,  ///< the opening handshake is in progress
+    open,       ///< messages flow both ways
+    closing,    ///< we sent a Close and wait for the peer's
+    closed,     ///< no more messages; close_info() is final
+};
+
+/// A cheap, copyable, shared handle to one connection.
+///
+/// Copies refer to the same connection (keep them in a set to broadcast). The connection
+/// lives as long as any handle or its server-side coroutine does; operations on a closed
+/// connection fail with error::closed instead of touching freed memory.
+///
+/// Threading: every member may be called from any thread. Awaitable members run on the
+/// connection's executor (a strand): called from elsewhere, they hop there and back. The
+/// queries (state(), buffered_amount(), ...) return a snapshot.
+///
+/// Reading: one coroutine at a time calls receive(). Pings are answered and the closing
+/// handshake is carried out while receive() runs, so a handler that stops calling receive()
+/// also stops answering pings.
+///
+/// Writing: any number of coroutines may send concurrently. Frames are queued whole, never
+/// interleaved, and the queue is written with gather writes, coalescing everything queued
+/// since the last write into one system call.
+class connection {
+  public:
+    connection() = default;
+    explicit connection(std::shared_ptr<detail::connection_impl> impl) noexcept
+        : impl_(std::move(impl)) {}
+
+    /// The next complete message, or an empty optional once the connection is closed (then
+    /// close_info() says how). Never throws for anything the peer does: protocol violations
+    /// close the connection with the right code (1002 / 1007 / 1009) and end the receive
+    /// loop. The message's bytes stay valid until the next receive() call.
+    /// Throws std::system_error (operation_in_progress) if another receive() is pending.
+    asio::awaitable<std::optional<message>> receive() const;
+
+    /// Queues `text` as one text frame. Completes once the frame is queued and the queue is
+    /// below the high-water mark (suspends meanwhile: backpressure). Throws
+    /// wscoro::system_error: error::closed once the connection is closing or closed,
+    /// error::invalid_utf8_argument if `text` is not UTF-8. `text` is copied before the
+    /// first suspension, so it may refer to a temporary or to a received message.
+    asio::awaitable<void> send(std::string_view text) const;
+    /// As send(text), reporting errors through `ec` instead of throwing.
+    asio::awaitable<void> send(std::string_view text, std::error_code& ec) const;
+    /// Queues `data` as one binary frame; errors as send(text).
+    asio::awaitable<void> send_binary(std::span<const std::byte> data) const;
+    asio::awaitable<void> send_binary(std::span<const std::byte> data, std::error_code& ec) const;
+    /// Sends a received message back with its type (text or binary): an exact echo, with
+    /// no second UTF-8 check. Ping and pong messages are sent as ping and pong.
+    asio::awaitable<void> send(const message& msg) const;
+
+    /// Sends a Ping (payload at most 125 bytes, else error::control_too_big). The Pong comes
+    /// back through receive() when control frames are delivered. Returns false (sending
+    /// nothing) if the protocol version has no ping. Throws as send().
+    asio::awaitable<bool> ping(std::string_view body = {}) const;
+    /// Sends an unsolicited Pong (a heartbeat); as ping().
+    asio::awaitable<bool> pong(std::string_view body = {}) const;
+
+    /// Starts the closing handshake with `code` (1000-1003, 1007-1014 or 3000-4999, else
+    /// error::invalid_close_code) and a UTF-8 `reason` of at most 123 bytes (else
+    /// error::reason_too_long). Completes when the connection is closed: the peer answered,
+    /// or close_timeout expired (then TCP is dropped and close_info() reports 1006 with
+    /// error::close_timeout). While no receive() is pending, close() itself reads and
+    /// discards incoming messages until the peer's Close arrives. Closing a connection that
+    /// is already closing or closed does nothing.
+    asio::awaitable<void> close(std::uint16_t code = close_code::normal,
+                                std::string_view reason = {}) const;
+
+    /// When on, receive() also returns incoming pings and pongs (message_type::ping / pong),
+    /// as em-websocket's onping / onpong. Pings are answered automatically either way.
+    void deliver_control_frames(bool on) const noexcept;
+
+    /// True if the protocol version has ping/pong (every version but hixie-75/76).
+    bool pingable() const noexcept;
+    /// True if Close frames carry codes and reasons (hybi-06 and later, RFC 6455).
+    bool supports_close_codes() const noexcept;
+    connection_state state() const noexcept;
+    /// Bytes queued but not yet handed to the operating system.
+    std::size_t buffered_amount() const noexcept;
+    /// The upgrade request, protocol version and endpoints.
+    const handshake_info& handshake() const noexcept;
+    /// How the connection ended; meaningful once state() is closed.
+    wscoro::close_info close_info() const;
+
+    /// This connection's largest accepted frame payload (defaults to the server's option).
+    std::uint64_t max_frame_size() const noexcept;
+    void set_max_frame_size(std::uint64_t bytes) const noexcept;
+
+    /// The executor (strand) every operation of this connection runs on.
+    asio::any_io_executor get_executor() const noexcept;
+    /// A process-unique number, as used in log lines.
+    std::uint64_t id() const noexcept;
+
+    /// True if this handle refers to a connection.
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    friend bool operator==(const connection& a, const connection& b) noexcept {
+        return a.impl_ == b.impl_;
+    }
+    /// Orders handles (by identity), so they can be kept in std::set.
+    friend bool operator<(const connection& a, const connection& b) noexcept {
+        return a.impl_ < b.impl_;
+    }
+
+    /// The implementation, for wscoro's own layers.
+    const std::shared_ptr<detail::connection_impl>& impl() const noexcept { return impl_; }
+
+  private:
+    std::shared_ptr<detail::connection_impl> impl_;
+};
+
+}  // namespace wscoro
+
+template <>
+struct std::hash<wscoro::connection> {
+    std::size_t operator()(const wscoro::connection& c) const noexcept {
+        return std::hash<const void*>()(c.impl().get());
+    }
+};

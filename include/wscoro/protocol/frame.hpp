@@ -1,0 +1,180 @@
+#pragma once
+// RFC 6455 framing (§5): a message decoder for either role and frame encoding helpers.
+//
+// Part of the sans-I/O layer: no I/O, never throws, resumable at any byte boundary.
+// Every limit is checked from the frame header, before a payload byte is buffered.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "wscoro/protocol/masking.hpp"
+#include "wscoro/protocol/utf8.hpp"
+
+namespace wscoro::protocol {
+
+/// Frame opcodes (RFC 6455 §5.2). 0x3-0x7 and 0xB-0xF are reserved.
+enum class opcode : std::uint8_t {
+    continuation = 0x0,
+    text = 0x1,
+    binary = 0x2,
+    close = 0x8,
+    ping = 0x9,
+    pong = 0xA,
+};
+
+/// Control frames have the high bit of the opcode set (RFC 6455 §5.5).
+constexpr bool is_control(opcode op) noexcept {
+    return (static_cast<unsigned>(op) & 0x8u) != 0;
+}
+
+/// Which end of the connection this codec is. A server requires masked frames from its
+/// peer and sends unmasked ones; a client the reverse (RFC 6455 §5.1).
+enum class role : std::uint8_t { server, client };
+
+/// Size limits checked on every received frame header.
+struct frame_limits {
+    std::uint64_t max_frame_size = 10 * 1024 * 1024;    ///< one frame's payload (-> 1009)
+    std::uint64_t max_message_size = 64 * 1024 * 1024;  ///< sum of a message's frames (-> 1009)
+};
+
+/// What `message_decoder::next` found.
+enum class event_kind : std::uint8_t {
+    need_more,  ///< every byte that can be used now was used; feed more
+    message,    ///< a complete text or binary message
+    ping,       ///< a Ping frame (the caller answers it with a Pong)
+    pong,       ///< a Pong frame
+    close,      ///< a valid Close frame; the decoder ignores anything after it
+    error,      ///< the peer broke the protocol; `ec` says how (close with close_code_for(ec))
+};
+
+/// One result of `message_decoder::next`.
+///
+/// `payload` points either into the caller's input buffer (a whole message that arrived as
+/// one frame is handed out in place, unmasked, with no copy) or into the decoder's own
+/// assembly buffer. Either way it stays valid until the next call to `next` and until the
+/// caller moves or overwrites the consumed input bytes.
+struct decoder_event {
+    event_kind kind = event_kind::need_more;
+    opcode type = opcode::text;     ///< message: text or binary; otherwise the frame opcode
+    std::span<std::byte> payload;   ///< message data / ping or pong body / whole close body
+    std::uint16_t close_code = 0;   ///< close: the code, or 1005 (no_status) if none
+    std::string_view close_reason;  ///< close: the UTF-8 reason (may be empty)
+    std::error_code ec;             ///< error: what was wrong
+    std::uint64_t needed = 0;       ///< need_more: at least this many more bytes are wanted
+};
+
+/// Decodes a stream of frames into messages and control events.
+///
+/// Contract with the caller (the connection owns one read buffer):
+///  - `next(in, consumed)` looks at `in` (all received bytes not consumed yet, in order),
+///    sets `consumed` to how many leading bytes it used, and returns one event.
+///  - Bytes not consumed must be passed again, unchanged and in front, on the next call
+///    (the decoder may already have unmasked and UTF-8-checked them in place; it remembers
+///    how far). The caller may move them within its buffer.
+///  - A data frame whose remaining payload is at most `contiguous_limit` bytes is not
+///    consumed until all of it is in `in`, so that a message arriving as one frame can be
+///    handed out in place; text is still UTF-8-checked as bytes arrive (fail-fast, §8.1).
+///    Longer frames are streamed into the assembly buffer as they arrive. The caller's
+///    buffer must therefore be able to hold `contiguous_limit` + 14 bytes. Control frames
+///    (at most 125 bytes) are always waited for whole.
+///  - After `error` the decoder stays failed and returns the same error; after `close` it
+///    consumes and ignores everything (RFC 6455 §5.5.1: no data after Close).
+///
+/// Validation (each branch cites its section in the implementation): RSV bits, opcode,
+/// masking per role, control frame FIN and size, minimal length encoding, 64-bit length MSB,
+/// continuation sequencing, frame and message size limits, fail-fast UTF-8 of text across
+/// frames, Close payload size / code / reason UTF-8.
+///
+/// No allocation in the steady state: the assembly buffer keeps its capacity between
+/// messages. Not thread-safe.
+class message_decoder {
+  public:
+    explicit message_decoder(role r, frame_limits limits = {},
+                             std::size_t contiguous_limit = 64 * 1024) noexcept
+        : role_(r), limits_(limits), contiguous_limit_(contiguous_limit) {}
+
+    decoder_event next(std::span<std::byte> in, std::size_t& consumed);
+
+    /// Changes the limits; applies from the next frame header.
+    void set_limits(frame_limits limits) noexcept { limits_ = limits; }
+    const frame_limits& limits() const noexcept { return limits_; }
+    void set_contiguous_limit(std::size_t n) noexcept { contiguous_limit_ = n; }
+
+    /// True while a fragmented message has been started but not finished.
+    bool in_message() const noexcept { return message_open_; }
+    /// Releases the assembly buffer's memory (e.g. for an idle connection). Does nothing
+    /// while a message or a frame is being assembled.
+    void shrink() noexcept {
+        // A single long frame is streamed into assembly_ without opening a message.
+        if (!message_open_ && state_ != state::payload) std::vector<std::byte>().swap(assembly_);
+    }
+
+  private:
+    enum class state : std::uint8_t { header, payload, closed, failed };
+
+    enum class header_status : std::uint8_t { incomplete, complete, failed };
+
+    decoder_event fail(std::error_code ec) noexcept;
+    decoder_event finish_control(std::span<std::byte> payload) noexcept;
+    header_status read_header(std::span<const std::byte> in, std::size_t& pos,
+                              std::error_code& ec) noexcept;
+    std::error_code check_first_byte() const noexcept;
+    std::error_code check_second_byte() const noexcept;
+    std::error_code check_length() noexcept;
+    void start_frame() noexcept;
+    bool prepare(std::span<std::byte> fresh, std::uint64_t offset) noexcept;
+    std::uint64_t header_missing() const noexcept;
+
+    role role_;
+    frame_limits limits_;
+    std::size_t contiguous_limit_;
+    state state_ = state::header;
+
+    // current frame header
+    std::byte hdr_[14]{};
+    std::uint8_t hdr_len_ = 0;
+    bool fin_ = false;
+    opcode op_ = opcode::continuation;
+    bool masked_ = false;
+    mask_key key_{};
+    std::uint64_t remaining_ = 0;     // payload bytes of this frame not consumed yet
+    std::uint64_t frame_offset_ = 0;  // payload bytes of this frame consumed so far
+    std::uint64_t prepared_ = 0;      // bytes after the consumed point already unmasked/checked
+
+    // current message
+    bool message_open_ = false;  // a data frame with FIN clear has been received
+    opcode message_type_ = opcode::text;
+    std::uint64_t message_size_ = 0;
+    utf8_validator utf8_;
+    std::vector<std::byte> assembly_;
+    std::error_code error_;
+};
+
+/// Largest frame header: 2 + 8 (64-bit length) + 4 (masking key).
+inline constexpr std::size_t max_header_size = 14;
+
+/// Size of the header for a payload of `payload_size` bytes.
+constexpr std::size_t header_size(std::uint64_t payload_size, bool masked) noexcept {
+    return 2 + (payload_size < 126 ? 0 : payload_size <= 0xFFFF ? 2 : 8) + (masked ? 4 : 0);
+}
+
+/// Writes a frame header to `out` (room for max_header_size bytes) using the minimal length
+/// encoding (§5.2). `key` non-null sets the MASK bit and appends the key; the payload must
+/// then be masked with it (copy_masked). `rsv1` is for extensions. Returns bytes written.
+std::size_t encode_header(std::byte* out, opcode op, bool fin, std::uint64_t payload_size,
+                          const mask_key* key = nullptr, bool rsv1 = false) noexcept;
+
+/// Appends a whole frame (header + payload, masked if `key`) to `out`.
+void append_frame(std::vector<std::byte>& out, opcode op, bool fin,
+                  std::span<const std::byte> payload, const mask_key* key = nullptr);
+
+/// Writes the body of a Close frame: the code in network byte order, then the reason
+/// (RFC 6455 §5.5.1). `out` needs 2 + reason.size() bytes. Returns bytes written.
+std::size_t encode_close_payload(std::byte* out, std::uint16_t code,
+                                 std::string_view reason) noexcept;
+
+}  // namespace wscoro::protocol

@@ -1,0 +1,140 @@
+#pragma once
+// Private: the per-connection state behind wscoro::connection. Every member function runs on
+// the connection's strand (the public wrappers in connection.cpp hop there first).
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "wscoro/connection.hpp"
+#include "wscoro/options.hpp"
+#include "wscoro/protocol/frame.hpp"
+
+namespace wscoro::detail {
+
+/// What every connection of a server shares (immutable once the server listens).
+struct connection_config {
+    protocol::frame_limits limits;
+    protocol::http_limits http_limits;
+    std::chrono::milliseconds handshake_timeout{};
+    std::chrono::milliseconds close_timeout{};
+    std::size_t write_high_water = 0;
+    std::size_t write_low_water = 0;
+    logger log;
+    std::function<void(const error_report&)> on_error;
+};
+
+class connection_impl : public std::enable_shared_from_this<connection_impl> {
+  public:
+    using strand_type = asio::strand<asio::any_io_executor>;
+
+    connection_impl(asio::ip::tcp::socket socket, strand_type strand,
+                    std::shared_ptr<const connection_config> config, std::uint64_t id);
+    ~connection_impl();
+
+    // --- lifecycle, driven by the server's per-connection coroutine ---
+    /// Reads the upgrade request and answers it. True if the connection is now open.
+    asio::awaitable<bool> accept_handshake();
+    /// After the handler: closes with `code` if still open, then waits until the socket is
+    /// closed (every path is bounded by close_timeout or the linger time).
+    asio::awaitable<void> finish(std::uint16_t code, std::string_view reason);
+
+    // --- the API (on the strand) ---
+    asio::awaitable<std::optional<message>> receive();
+    asio::awaitable<void> send_frame(protocol::opcode op, std::span<const std::byte> payload,
+                                     std::error_code& ec);
+    asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec);
+    /// Closes the socket at once (server shutdown after the close timeout, fatal errors).
+    void force_close();
+    /// Reports an error to on_error (never throws).
+    void report(std::error_code ec, std::exception_ptr ex, std::string message);
+
+    const strand_type& strand() const noexcept { return strand_; }
+    std::uint64_t id() const noexcept { return id_; }
+    connection_state state() const noexcept { return state_.load(std::memory_order_acquire); }
+    std::size_t buffered_amount() const noexcept {
+        return buffered_.load(std::memory_order_relaxed);
+    }
+    const handshake_info& handshake() const noexcept { return handshake_; }
+    wscoro::close_info get_close_info() const;
+    std::atomic<bool> deliver_control{false};
+    std::atomic<std::uint64_t> max_frame_size;
+
+  private:
+    using byte_span = std::span<const std::byte>;
+
+    // write side
+    std::error_code enqueue(protocol::opcode op, byte_span payload, bool even_if_closing);
+    void enqueue_close(std::uint16_t code, std::string_view reason);
+    void schedule_flush();
+    void start_write();
+    void on_write(std::error_code ec, std::size_t n);
+    asio::awaitable<void> wait_below_low_water();
+
+    // read side
+    void prepare_read_buffer();
+    void on_peer_close(const protocol::decoder_event& ev);
+    void fail_connection(std::error_code ec);
+    void on_transport_error(std::error_code ec);
+
+    // teardown
+    void shutdown_after_flush();
+    void begin_linger();
+    void linger_read();
+    void set_close_info(std::uint16_t code, std::string reason, bool clean, std::error_code ec);
+    void start_timer(std::chrono::milliseconds after, std::error_code reason);
+    void cancel_timer();
+
+    // "something changed" signal for waiters (backpressure, close completion)
+    void notify();
+    asio::awaitable<void> wait_signal();
+
+    void log_frame(const char* dir, protocol::opcode op, byte_span payload) const;
+
+    asio::ip::tcp::socket socket_;
+    strand_type strand_;
+    std::shared_ptr<const connection_config> config_;
+    std::uint64_t id_;
+    std::atomic<connection_state> state_{connection_state::handshake};
+    handshake_info handshake_;
+
+    // read buffer: [rb_begin_, rb_end_) holds received bytes not consumed by the decoder
+    std::unique_ptr<std::byte[]> rbuf_;
+    std::size_t rcap_ = 0;
+    std::size_t rb_begin_ = 0;
+    std::size_t rb_end_ = 0;
+    protocol::message_decoder decoder_;
+    bool reader_active_ = false;
+
+    // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
+    std::vector<std::byte> wbuf_;
+    std::vector<std::byte> inflight_;
+    std::atomic<std::size_t> buffered_{0};
+    bool writing_ = false;
+    bool flush_scheduled_ = false;
+    bool close_sent_ = false;
+    bool shutdown_pending_ = false;  // half-close once the queue is flushed
+    bool socket_closed_ = false;
+
+    std::optional<asio::steady_timer> timer_;   // handshake, close or linger deadline
+    std::error_code timer_reason_;              // what the armed timer means on expiry
+    std::optional<asio::steady_timer> signal_;  // never expires; cancel() wakes waiters
+
+    mutable std::mutex info_mutex_;
+    wscoro::close_info close_info_;
+    bool close_info_final_ = false;
+};
+
+}  // namespace wscoro::detail

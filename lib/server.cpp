@@ -1,0 +1,252 @@
+#include "wscoro/server.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <optional>
+#include <unordered_set>
+
+#include "connection_impl.hpp"
+
+namespace wscoro {
+
+using asio::ip::tcp;
+using detail::connection_impl;
+
+struct server::state : std::enable_shared_from_this<server::state> {
+    asio::any_io_executor executor;
+    server_options options;
+    std::shared_ptr<const detail::connection_config> config;
+    std::shared_ptr<const wscoro::handler> handler;
+    std::optional<tcp::acceptor> acceptor;
+    tcp::endpoint local;
+    std::mutex mutex;  // guards `connections` (connections live on different strands)
+    std::unordered_set<std::shared_ptr<connection_impl>> connections;
+    std::atomic<bool> stopping{false};
+    std::atomic<std::size_t> count{0};
+    std::atomic<std::uint64_t> next_id{1};
+    std::mutex listen_mutex;
+};
+
+namespace {
+
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+std::shared_ptr<const detail::connection_config> make_config(const server_options& o) {
+    auto c = std::make_shared<detail::connection_config>();
+    c->limits.max_frame_size = o.max_frame_size;
+    c->limits.max_message_size = o.max_message_size;
+    c->http_limits = o.http_limits;
+    c->handshake_timeout = o.handshake_timeout;
+    c->close_timeout = o.close_timeout;
+    c->write_high_water = o.write_high_water;
+    c->write_low_water = std::min(o.write_low_water, o.write_high_water);
+    c->log = logger(o.debug ? log_level::trace : o.log_level, o.log_sink);
+    c->on_error = o.on_error;
+    return c;
+}
+
+bool is_closed_error(const std::exception_ptr& ex) {
+    try {
+        std::rethrow_exception(ex);
+    } catch (const std::system_error& e) {
+        return e.code() == error::closed;
+    } catch (...) {
+        return false;
+    }
+}
+
+std::string describe(const std::exception_ptr& ex) {
+    try {
+        std::rethrow_exception(ex);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+// One connection from accept to the socket's close. Every exception is caught here: a
+// handler that throws closes its connection with 1011 and nothing else.
+asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
+                                     std::shared_ptr<connection_impl> c) {
+    {
+        std::lock_guard lock(st->mutex);
+        st->connections.insert(c);
+    }
+    try {
+        if (co_await c->accept_handshake()) {
+            std::exception_ptr failure;
+            try {
+                co_await (*st->handler)(connection(c));
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            std::uint16_t code = st->stopping ? close_code::going_away : close_code::normal;
+            if (failure && !is_closed_error(failure)) {
+                c->report(make_error_code(error::application_error), failure,
+                          "connection handler threw: " + describe(failure));
+                code = close_code::internal_error;
+            }
+            co_await c->finish(code, {});
+        }
+    } catch (...) {
+        // Only an allocation failure can get here; drop the connection, keep the server.
+        c->force_close();
+    }
+    {
+        std::lock_guard lock(st->mutex);
+        st->connections.erase(c);
+    }
+    st->count.fetch_sub(1);
+}
+
+bool is_resource_exhaustion(std::error_code ec) {
+    // Compare errno values: Asio 1.22's "asio.system" category maps nothing to std::errc
+    // conditions (its default_error_condition is compiled out), so `ec == std::errc::x`
+    // is always false for errors Asio reports.
+    const bool os_error = ec.category() == asio::error::get_system_category() ||
+                          ec.category() == std::system_category() ||
+                          ec.category() == std::generic_category();
+    const int v = ec.value();
+    return os_error && (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
+}
+
+asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
+    auto& log = st->config->log;
+    while (!st->stopping) {
+        auto strand = asio::make_strand(st->executor);
+        auto [ec, socket] =
+            co_await st->acceptor->async_accept(asio::any_io_executor(strand), use_tuple);
+        if (st->stopping) break;
+        if (ec) {
+            if (ec == asio::error::operation_aborted) break;
+            // EMFILE and friends: the listener must survive. Report, back off, retry (the
+            // pending connection stays in the backlog until descriptors free up).
+            error_report r;
+            r.code = ec;
+            r.message = "accept failed: " + ec.message();
+            if (st->config->on_error)
+                st->config->on_error(r);
+            else
+                log.log(log_level::warn, 0, "{}", r.message);
+            asio::steady_timer backoff(st->executor);
+            backoff.expires_after(is_resource_exhaustion(ec) ? std::chrono::milliseconds(100)
+                                                             : std::chrono::milliseconds(10));
+            (void)co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        std::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);  // frames are corked by us already
+        const auto id = st->next_id.fetch_add(1);
+        auto c = std::make_shared<connection_impl>(std::move(socket), strand, st->config, id);
+        st->count.fetch_add(1);
+        log.log(log_level::debug, id, "accepted");
+        auto run = run_connection(st, c);
+        asio::co_spawn(strand, std::move(run), asio::detached);
+    }
+    log.log(log_level::debug, 0, "listener stopped");
+}
+
+}  // namespace
+
+server::server(asio::any_io_executor executor, server_options options)
+    : state_(std::make_shared<state>()) {
+    state_->executor = std::move(executor);
+    state_->options = std::move(options);
+    state_->config = make_config(state_->options);
+}
+
+server::~server() {
+    stop();
+}
+
+void server::listen() {
+    auto& st = *state_;
+    std::lock_guard lock(st.listen_mutex);
+    if (st.acceptor) return;
+    std::error_code ec;
+    auto address = asio::ip::make_address(st.options.host, ec);
+    tcp::endpoint endpoint;
+    if (!ec) {
+        endpoint = tcp::endpoint(address, st.options.port);
+    } else {
+        tcp::resolver resolver(st.executor);
+        auto results = resolver.resolve(st.options.host, std::to_string(st.options.port),
+                                        tcp::resolver::passive);  // throws on failure
+        endpoint = results.begin()->endpoint();
+    }
+    tcp::acceptor acceptor(st.executor);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    if (endpoint.address().is_v6() && endpoint.address().is_unspecified())
+        acceptor.set_option(asio::ip::v6_only(false), ec);  // "::" serves IPv4 too
+    acceptor.bind(endpoint);
+    acceptor.listen(st.options.backlog);
+    st.local = acceptor.local_endpoint();
+    st.acceptor.emplace(std::move(acceptor));
+    st.config->log.log(log_level::info, 0, "listening on {}:{}", st.local.address().to_string(),
+                       st.local.port());
+}
+
+tcp::endpoint server::local_endpoint() const {
+    return state_->local;
+}
+
+void server::serve(handler h) {
+    listen();
+    state_->handler = std::make_shared<const handler>(std::move(h));
+    asio::co_spawn(state_->executor, accept_loop(state_), asio::detached);
+}
+
+asio::awaitable<void> server::run(handler h) {
+    listen();
+    state_->handler = std::make_shared<const handler>(std::move(h));
+    co_await accept_loop(state_);
+}
+
+void server::stop() {
+    auto st = state_;
+    if (st->stopping.exchange(true)) return;
+    asio::post(st->executor, [st] {
+        std::error_code ignored;
+        if (st->acceptor) st->acceptor->close(ignored);
+        std::vector<std::shared_ptr<connection_impl>> open;
+        {
+            std::lock_guard lock(st->mutex);
+            open.assign(st->connections.begin(), st->connections.end());
+        }
+        for (auto& c : open) {
+            // Each close runs on its connection's strand; close() bounds itself by
+            // close_timeout, after which the socket is dropped.
+            asio::co_spawn(
+                c->strand(),
+                [c]() -> asio::awaitable<void> {
+                    if (c->state() == connection_state::handshake) {
+                        c->force_close();
+                        co_return;
+                    }
+                    std::error_code ec;
+                    co_await c->close(close_code::going_away, "server shutdown", ec);
+                },
+                asio::detached);
+        }
+    });
+}
+
+std::size_t server::connection_count() const noexcept {
+    return state_->count.load();
+}
+
+const server_options& server::options() const noexcept {
+    return state_->options;
+}
+
+}  // namespace wscoro

@@ -1,0 +1,62 @@
+#pragma once
+// Tiny command-line and signal helpers shared by the samples.
+
+#include <fmt/format.h>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include <wscoro/server.hpp>
+
+namespace sample {
+
+/// Parses `--host H --port P --debug` (and `--help`) into `options`; exits on bad input.
+inline void parse_common(int argc, char** argv, wscoro::server_options& options,
+                         std::string_view usage) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        const auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc) {
+                fmt::print(stderr, "{} needs a value\n{}", arg, usage);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--host") {
+            options.host = std::string(value());
+        } else if (arg == "--port") {
+            const auto v = value();
+            unsigned port = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), port);
+            if (ec != std::errc() || p != v.data() + v.size() || port > 65535) {
+                fmt::print(stderr, "bad port '{}'\n{}", v, usage);
+                std::exit(2);
+            }
+            options.port = static_cast<std::uint16_t>(port);
+        } else if (arg == "--debug") {
+            options.debug = true;
+        } else if (arg == "--help" || arg == "-h") {
+            fmt::print("{}", usage);
+            std::exit(0);
+        } else {
+            fmt::print(stderr, "unknown argument '{}'\n{}", arg, usage);
+            std::exit(2);
+        }
+    }
+}
+
+/// Stops `server` gracefully (1001 to every client) on SIGINT or SIGTERM.
+inline void stop_on_signals(asio::io_context& io, wscoro::server& server,
+                            asio::signal_set& signals) {
+    (void)io;
+    signals.async_wait([&server](std::error_code ec, int) {
+        if (!ec) server.stop();
+    });
+}
+
+}  // namespace sample

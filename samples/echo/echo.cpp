@@ -1,0 +1,47 @@
+// An exact echo server: text comes back as text, binary as binary, pings are answered,
+// closes are answered with the same code. Used by the conformance suites and benchmarks.
+//
+//     echo [--host 127.0.0.1] [--port 8080] [--debug]
+
+#include <fmt/format.h>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <wscoro/wscoro.hpp>
+
+#include "../common/cli.hpp"
+
+namespace {
+
+asio::awaitable<void> echo(wscoro::connection ws) {
+    while (auto msg = co_await ws.receive())
+        co_await ws.send(*msg);
+}
+
+constexpr std::string_view usage =
+    "usage: echo [--host ADDRESS] [--port PORT] [--debug]\n"
+    "  An exact WebSocket echo server (default 127.0.0.1:8080).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    wscoro::server_options options;
+    sample::parse_common(argc, argv, options, usage);
+    try {
+        asio::io_context io(1);
+        wscoro::server server(io.get_executor(), options);
+        server.serve(echo);
+        const auto ep = server.local_endpoint();
+        fmt::print(
+            "echo server listening on ws://{}:{}/\n",
+            ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string(),
+            ep.port());
+        std::fflush(stdout);
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        sample::stop_on_signals(io, server, signals);
+        io.run();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "echo: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

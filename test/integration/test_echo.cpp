@@ -1,0 +1,353 @@
+// Messages over real sockets on 127.0.0.1: our client-role codec against the server.
+
+#include <doctest/doctest.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <ostream>
+#include <thread>
+
+#include "server_fixture.hpp"
+#include "wscoro/connection.hpp"
+#include "wscoro/protocol/handshake.hpp"
+
+using namespace wscoro;
+using namespace wscoro::test;
+using protocol::event_kind;
+using protocol::opcode;
+
+namespace {
+
+asio::awaitable<void> echo(connection ws) {
+    while (auto msg = co_await ws.receive())
+        co_await ws.send(*msg);
+}
+
+asio::awaitable<void> expect_message(ws_client& c, opcode type, std::span<const std::byte> data) {
+    auto r = co_await c.next(std::chrono::seconds(20));
+    REQUIRE(r.kind == event_kind::message);
+    CHECK(r.type == type);
+    REQUIRE(r.payload.size() == data.size());
+    CHECK(std::equal(r.payload.begin(), r.payload.end(), data.begin()));
+}
+
+std::vector<std::byte> ascii(std::size_t n) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<std::byte>('a' + i % 26);
+    return v;
+}
+
+}  // namespace
+
+TEST_SUITE("echo") {
+    TEST_CASE("text and binary of every length class come back exactly") {
+        server_fixture f;
+        f.options.max_frame_size = 32u << 20;
+        f.options.max_message_size = 32u << 20;
+        f.start(echo);
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint());
+                for (std::size_t n : {0, 1, 125, 126, 127, 65535, 65536, 1 << 20, 16 << 20}) {
+                    CAPTURE(n);
+                    const auto text = ascii(n);
+                    co_await c.send_frame(opcode::text, text);
+                    co_await expect_message(c, opcode::text, text);
+                    const auto bin = pattern(n, static_cast<unsigned>(n));
+                    co_await c.send_frame(opcode::binary, bin);
+                    co_await expect_message(c, opcode::binary, bin);
+                }
+            },
+            std::chrono::seconds(120));
+    }
+
+    TEST_CASE("fragmented message with a ping in the middle") {
+        server_fixture f;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_frame(opcode::text, bytes("Hel"), false);
+            co_await c.send_frame(opcode::ping, bytes("are you there"));
+            co_await c.send_frame(opcode::continuation, bytes(""), false);
+            co_await c.send_frame(opcode::continuation, bytes("lo κόσμε"), true);
+            auto pong = co_await c.next();
+            REQUIRE(pong.kind == event_kind::pong);
+            CHECK(pong.text() == "are you there");
+            co_await expect_message(c, opcode::text, bytes("Hello κόσμε"));
+            // a multi-byte code point split across fragments
+            const std::string_view k = "κ";
+            co_await c.send_frame(opcode::text, bytes(k.substr(0, 1)), false);
+            co_await c.send_frame(opcode::continuation, bytes(k.substr(1)), true);
+            co_await expect_message(c, opcode::text, bytes(k));
+        });
+    }
+
+    TEST_CASE("frames pipelined with the upgrade request are kept") {
+        server_fixture f;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect_raw(f.endpoint());
+            const auto key = protocol::generate_key();
+            std::string all = protocol::client_request("127.0.0.1", "/", key);
+            std::vector<std::byte> frames;
+            const protocol::mask_key mk{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+            protocol::append_frame(frames, opcode::text, true, bytes("first"), &mk);
+            protocol::append_frame(frames, opcode::binary, true, bytes("second"), &mk);
+            all.append(reinterpret_cast<const char*>(frames.data()), frames.size());
+            co_await c.write_raw(all);
+            const auto head = co_await c.read_http_head();
+            CHECK_FALSE(protocol::check_accept_response(head, key));
+            co_await expect_message(c, opcode::text, bytes("first"));
+            co_await expect_message(c, opcode::binary, bytes("second"));
+        });
+    }
+
+    TEST_CASE("a burst of messages in one write is echoed in order") {
+        server_fixture f;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            std::vector<std::byte> burst;
+            const protocol::mask_key mk{std::byte{9}, std::byte{8}, std::byte{7}, std::byte{6}};
+            for (int i = 0; i < 1000; ++i) {
+                const auto s = std::to_string(i);
+                protocol::append_frame(burst, opcode::text, true, bytes(s), &mk);
+            }
+            co_await c.write_raw(burst);
+            for (int i = 0; i < 1000; ++i)
+                co_await expect_message(c, opcode::text, bytes(std::to_string(i)));
+        });
+    }
+
+    TEST_CASE("a slow peer sending one byte at a time") {
+        server_fixture f;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            std::vector<std::byte> frame;
+            const protocol::mask_key mk{std::byte{0x37}, std::byte{0xfa}, std::byte{0x21},
+                                        std::byte{0x3d}};
+            protocol::append_frame(frame, opcode::text, true, bytes("slowly but surely"), &mk);
+            for (auto b : frame) {
+                co_await c.write_raw(std::span<const std::byte>(&b, 1));
+                co_await sleep_for(std::chrono::milliseconds(2));
+            }
+            co_await expect_message(c, opcode::text, bytes("slowly but surely"));
+        });
+    }
+
+    TEST_CASE("concurrent senders on one connection never interleave frames") {
+        server_fixture f;
+        constexpr int senders = 4, per_sender = 300;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            using namespace asio::experimental::awaitable_operators;
+            auto sender = [](connection ws, int k) -> asio::awaitable<void> {
+                for (int i = 0; i < per_sender; ++i) {
+                    co_await ws.send(std::to_string(k) + ":" + std::to_string(i) + ":" +
+                                     std::string(static_cast<std::size_t>(i * 7 % 3000), 'x'));
+                    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+                }
+            };
+            auto a = sender(ws, 0), b = sender(ws, 1), c = sender(ws, 2), d = sender(ws, 3);
+            co_await (std::move(a) && std::move(b) && std::move(c) && std::move(d));
+            (void)co_await ws.receive();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            int next[senders] = {};
+            for (int n = 0; n < senders * per_sender; ++n) {
+                auto r = co_await c.next();
+                REQUIRE(r.kind == event_kind::message);
+                const auto t = r.text();
+                const auto k = std::stoi(t.substr(0, t.find(':')));
+                const auto i = std::stoi(t.substr(t.find(':') + 1));
+                REQUIRE(k >= 0);
+                REQUIRE(k < senders);
+                CHECK(i == next[k]);
+                next[k] = i + 1;
+                CHECK(t.size() ==
+                      t.find(':', t.find(':') + 1) + 1 + static_cast<std::size_t>(i * 7 % 3000));
+            }
+            co_await c.send_close(1000);
+        });
+    }
+
+    TEST_CASE("send from another thread reaches the connection's strand") {
+        server_fixture f;
+        asio::io_context other(1);
+        auto work = asio::make_work_guard(other);
+        std::thread other_thread([&] { other.run(); });
+        std::atomic<int> sent{0};
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            // Hand the connection to a coroutine on the other thread's io_context.
+            asio::co_spawn(
+                other,
+                [ws, &sent]() -> asio::awaitable<void> {
+                    for (int i = 0; i < 100; ++i) {
+                        co_await ws.send("from afar " + std::to_string(i));
+                        ++sent;
+                    }
+                },
+                asio::detached);
+            while (auto m = co_await ws.receive()) {
+            }
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            for (int i = 0; i < 100; ++i)
+                co_await expect_message(c, opcode::text, bytes("from afar " + std::to_string(i)));
+            co_await c.send_close(1000);
+        });
+        work.reset();
+        other_thread.join();
+        CHECK(sent == 100);
+    }
+
+    TEST_CASE("send suspends above the high-water mark (backpressure)") {
+        server_fixture f;
+        f.options.write_high_water = 256 * 1024;
+        f.options.write_low_water = 64 * 1024;
+        constexpr std::size_t chunk = 64 * 1024,
+                              count = 320;  // 20 MiB: more than the kernel buffers
+        std::size_t max_buffered = 0;
+        bool reached_high_water = false;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            const auto data = pattern(chunk, 7);
+            for (std::size_t i = 0; i < count; ++i) {
+                co_await ws.send_binary(data);
+                max_buffered = std::max(max_buffered, ws.buffered_amount());
+                if (ws.buffered_amount() > 64 * 1024) reached_high_water = true;
+            }
+            (void)co_await ws.receive();
+        });
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint());
+                co_await sleep_for(std::chrono::milliseconds(300));  // let the server fill up
+                const auto data = pattern(chunk, 7);
+                for (std::size_t i = 0; i < count; ++i)
+                    co_await expect_message(c, opcode::binary, data);
+                co_await c.send_close(1000);
+            },
+            std::chrono::seconds(60));
+        CHECK(reached_high_water);
+        // A send may queue one frame beyond the mark, never more.
+        CHECK(max_buffered <= f.options.write_high_water + chunk + protocol::max_header_size);
+    }
+
+    TEST_CASE("incoming pings are answered and can be delivered to the handler") {
+        server_fixture f;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            ws.deliver_control_frames(true);
+            while (auto m = co_await ws.receive()) {
+                if (m->type() == message_type::ping) co_await ws.send("saw ping " + m->str());
+                if (m->type() == message_type::pong) co_await ws.send("saw pong " + m->str());
+            }
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_frame(opcode::ping, bytes("p1"));
+            auto pong = co_await c.next();
+            REQUIRE(pong.kind == event_kind::pong);
+            CHECK(pong.text() == "p1");
+            co_await expect_message(c, opcode::text, bytes("saw ping p1"));
+            co_await c.send_frame(opcode::pong, bytes("unsolicited"));
+            co_await expect_message(c, opcode::text, bytes("saw pong unsolicited"));
+        });
+    }
+
+    TEST_CASE("server ping reaches the client with its payload") {
+        server_fixture f;
+        bool pingable = false, ok = false;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            pingable = ws.pingable();
+            ok = co_await ws.ping("heartbeat");
+            ws.deliver_control_frames(true);
+            auto m = co_await ws.receive();
+            if (m && m->type() == message_type::pong) co_await ws.send("pong: " + m->str());
+            bool threw = false;
+            try {
+                co_await ws.ping(std::string(126, 'x'));
+            } catch (const wscoro::system_error& e) {
+                threw = e.code() == error::control_too_big;
+            }
+            co_await ws.send(threw ? "126 refused" : "126 sent");
+            (void)co_await ws.receive();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            auto ping = co_await c.next();
+            REQUIRE(ping.kind == event_kind::ping);
+            CHECK(ping.text() == "heartbeat");
+            co_await c.send_frame(opcode::pong, ping.payload);
+            co_await expect_message(c, opcode::text, bytes("pong: heartbeat"));
+            co_await expect_message(c, opcode::text, bytes("126 refused"));
+            co_await c.send_close(1000);
+        });
+        CHECK(pingable);
+        CHECK(ok);
+    }
+
+    TEST_CASE("invalid UTF-8 passed to send is refused") {
+        server_fixture f;
+        std::error_code seen;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            co_await ws.send("\xC0\xAF", seen);
+            co_await ws.send("after");
+            (void)co_await ws.receive();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await expect_message(c, opcode::text, bytes("after"));
+            co_await c.send_close(1000);
+        });
+        CHECK(seen == error::invalid_utf8_argument);
+    }
+
+    TEST_CASE("the seed example: greeting with the path, then Pong replies") {
+        server_fixture f;
+        f.start([](connection ws) -> asio::awaitable<void> {
+            co_await ws.send("Hello Client, you connected to " +
+                             std::string(ws.handshake().path()));
+            while (auto msg = co_await ws.receive())
+                co_await ws.send("Pong: " + std::string(msg->text()));
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint(), "/foo/bar?hello=world");
+            co_await expect_message(c, opcode::text,
+                                    bytes("Hello Client, you connected to /foo/bar"));
+            co_await c.send_text("hi");
+            co_await expect_message(c, opcode::text, bytes("Pong: hi"));
+        });
+    }
+
+    TEST_CASE("many clients at once") {
+        server_fixture f;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            std::vector<ws_client> clients;
+            for (int i = 0; i < 50; ++i)
+                clients.push_back(co_await ws_client::connect(f.endpoint()));
+            for (int round = 0; round < 5; ++round) {
+                for (std::size_t i = 0; i < clients.size(); ++i)
+                    co_await clients[i].send_text("c" + std::to_string(i) + "r" +
+                                                  std::to_string(round));
+                for (std::size_t i = 0; i < clients.size(); ++i)
+                    co_await expect_message(
+                        clients[i], opcode::text,
+                        bytes("c" + std::to_string(i) + "r" + std::to_string(round)));
+            }
+            CHECK(f.srv->connection_count() == 50);
+            for (auto& c : clients)
+                co_await c.send_close(1000);
+            {
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            }
+        });
+    }
+}

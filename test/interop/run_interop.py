@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Run a third-party WebSocket client against the wscoro echo server.
+
+    run_interop.py --server PATH --client python|node
+
+Picks a free 127.0.0.1 port, starts `PATH --host 127.0.0.1 --port P`, waits
+(bounded) until it accepts TCP connections, runs the client script against
+ws://127.0.0.1:P, then stops the server (SIGTERM, then SIGKILL).
+
+Exit status: the client's status; 1 if the server failed to start or died
+during the run; 77 (meson's "skipped") if the client's runtime or library is
+missing. Standard library only.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SKIP = 77
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-websockets is installed for this one only
+STARTUP_TIMEOUT = 10.0   # seconds for the server to accept connections
+CLIENT_TIMEOUT = 300.0   # seconds for the whole client run (its own waits are bounded too)
+STOP_TIMEOUT = 5.0       # seconds between SIGTERM and SIGKILL
+
+
+def log(msg):
+    print(f"run_interop: {msg}", flush=True)
+
+
+def client_command(client, url):
+    """The client's argv, or None after logging why it must be skipped."""
+    if client == "python":
+        if not os.access(SYSTEM_PYTHON, os.X_OK):
+            log(f"SKIP: {SYSTEM_PYTHON} not found")
+            return None
+        probe = subprocess.run([SYSTEM_PYTHON, "-c", "import websockets"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=30, check=False)
+        if probe.returncode != 0:
+            log(f"SKIP: python module 'websockets' not importable by {SYSTEM_PYTHON}")
+            return None
+        return [SYSTEM_PYTHON, os.path.join(HERE, "python_client.py"), url]
+    node = shutil.which("node")
+    if node is None:
+        log("SKIP: node not found on PATH")
+        return None
+    if not os.path.isfile(os.path.join(HERE, "node_modules", "ws", "package.json")):
+        log(f"SKIP: npm package 'ws' not installed in {HERE}/node_modules (run `npm ci` there)")
+        return None
+    return [node, os.path.join(HERE, "node_client.mjs"), url]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_accept(server, port):
+    """True once 127.0.0.1:port accepts; False if the server exited or time ran out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log(f"server exited during startup with status {server.returncode}")
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    log(f"server did not accept on 127.0.0.1:{port} within {STARTUP_TIMEOUT:.0f} s")
+    return False
+
+
+def stop(proc, name):
+    """SIGTERM the process group we started, then SIGKILL; returns its exit status."""
+    if proc.poll() is not None:
+        return proc.returncode
+    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            if sig == signal.SIGTERM:
+                log(f"{name} ignored SIGTERM for {STOP_TIMEOUT:.0f} s; sending SIGKILL")
+    return proc.returncode
+
+
+class Terminated(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Terminated(signal.Signals(signum).name)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", required=True, help="path of the echo server executable")
+    parser.add_argument("--client", required=True, choices=("python", "node"))
+    args = parser.parse_args()
+
+    server_path = os.path.abspath(args.server)
+    if not os.access(server_path, os.X_OK):
+        log(f"server {server_path} is not an executable file")
+        return 1
+
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    cmd = client_command(args.client, url)
+    if cmd is None:
+        return SKIP
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server = client = None
+    status = 1
+    try:
+        log(f"starting {server_path} on 127.0.0.1:{port}")
+        # Own process group, so stopping it also reaches anything it spawned.
+        server = subprocess.Popen([server_path, "--host", "127.0.0.1", "--port", str(port)],
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        if not wait_for_accept(server, port):
+            return 1
+
+        log(f"running {args.client} client against {url}")
+        client = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=HERE, start_new_session=True)
+        try:
+            status = client.wait(timeout=CLIENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log(f"client still running after {CLIENT_TIMEOUT:.0f} s; killing it")
+            stop(client, "client")
+            status = 1
+        if status == SKIP:
+            log("client reported its library missing: skipped")
+        elif status != 0:
+            log(f"client failed with status {status}")
+
+        if server.poll() is not None:
+            log(f"server died during the run with status {server.returncode}")
+            status = 1 if status in (0, SKIP) else status
+        return status
+    except Terminated as exc:
+        log(f"interrupted by {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if client is not None:
+            stop(client, "client")
+        if server is not None:
+            was_running = server.poll() is None
+            code = stop(server, "server")
+            if was_running:
+                log(f"server stopped, exit status {code}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
