@@ -150,6 +150,9 @@ asio::awaitable<received> ws_client::next(std::chrono::milliseconds limit) {
             received r;
             r.timeout = timed_out;
             r.eof = !timed_out;
+            // As browsers do: once the server has closed, close our side too.
+            std::error_code ignored;
+            if (r.eof) socket_.close(ignored);
             co_return r;
         }
     }
