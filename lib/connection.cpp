@@ -1,6 +1,7 @@
 #include "wscoro/connection.hpp"
 
 #include <algorithm>
+#include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -44,11 +45,20 @@ std::string_view opcode_name(opcode op) {
 }
 }  // namespace
 
-connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_type strand,
+strand_variant make_connection_strand(const asio::any_io_executor& ex, bool single_threaded) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) {
+        if (single_threaded) return *io;
+        return asio::make_strand(*io);
+    }
+    return asio::make_strand(ex);
+}
+
+connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant strand,
                                  std::shared_ptr<const connection_config> config, std::uint64_t id)
     : max_frame_size(config->limits.max_frame_size),
       socket_(std::move(socket)),
       strand_(std::move(strand)),
+      executor_(std::visit([](const auto& st) { return asio::any_io_executor(st); }, strand_)),
       config_(std::move(config)),
       id_(id),
       decoder_(protocol::role::server, config_->limits,
@@ -296,10 +306,13 @@ void connection_impl::schedule_flush() {
     // from one read) are written together by one posted flush, in one system call.
     if (writing_ || flush_scheduled_) return;
     flush_scheduled_ = true;
-    asio::post(strand_, [self = shared_from_this()] {
-        self->flush_scheduled_ = false;
-        self->start_write();
-    });
+    // Posted through the typed executor: any_io_executor would drop the handler's allocator.
+    auto flush =
+        asio::bind_allocator(handler_allocator<void>(write_memory_), [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->start_write();
+        });
+    std::visit([&](const auto& ex) { asio::post(ex, std::move(flush)); }, strand_);
 }
 
 void connection_impl::start_write() {
@@ -312,7 +325,10 @@ void connection_impl::start_write() {
     std::swap(wbuf_, inflight_);
     asio::async_write(
         socket_, asio::buffer(inflight_),
-        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
+        asio::bind_allocator(handler_allocator<void>(write_memory_),
+                             [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                                 self->on_write(ec, n);
+                             }));
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
@@ -337,9 +353,16 @@ asio::awaitable<void> connection_impl::wait_below_low_water() {
 }
 
 asio::awaitable<void> connection_impl::send_frame(opcode op, std::span<const std::byte> payload,
-                                                  std::error_code& ec) {
-    ec = enqueue(op, payload, false);
-    if (!ec) co_await wait_below_low_water();
+                                                  std::error_code* ec) {
+    // The common path creates no further coroutine frame: Asio recycles only a couple of
+    // frames per thread, so nesting more would allocate per message.
+    const auto e = enqueue(op, payload, false);
+    if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water)
+        co_await wait_below_low_water();
+    if (ec)
+        *ec = e;
+    else if (e)
+        throw wscoro::system_error(e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,13 +551,37 @@ namespace {
 using detail::connection_impl;
 using protocol::opcode;
 
-// Runs a send on the connection's strand with an owned copy of the payload (the caller's
-// bytes may be gone once it is suspended on another executor).
-asio::awaitable<std::error_code> send_owned(std::shared_ptr<connection_impl> impl, opcode op,
-                                            std::vector<std::byte> payload) {
-    std::error_code ec;
+// The public members are plain functions returning the implementation's awaitable, so a send
+// or receive on the connection's own strand costs one coroutine frame. From elsewhere, the
+// operation is spawned on the strand with an owned copy of the payload (the caller's bytes
+// may be gone by the time the strand runs it).
+
+asio::awaitable<void> send_owned(std::shared_ptr<connection_impl> impl, opcode op,
+                                 std::vector<std::byte> payload, std::error_code* ec) {
     co_await impl->send_frame(op, payload, ec);
-    co_return ec;
+}
+
+asio::awaitable<void> fail_with(std::error_code e, std::error_code* ec) {
+    if (!ec) throw wscoro::system_error(e);
+    *ec = e;
+    co_return;
+}
+
+asio::awaitable<void> send_any(const std::shared_ptr<connection_impl>& impl, opcode op,
+                               std::span<const std::byte> payload, std::error_code* ec) {
+    if (!impl) return fail_with(make_error_code(error::closed), ec);
+    if (impl->on_strand()) return impl->send_frame(op, payload, ec);
+    std::vector<std::byte> owned(payload.begin(), payload.end());
+    auto op_awaitable = send_owned(impl, op, std::move(owned), ec);
+    return asio::co_spawn(impl->executor(), std::move(op_awaitable), asio::use_awaitable);
+}
+
+asio::awaitable<void> send_text(const std::shared_ptr<connection_impl>& impl, std::string_view text,
+                                std::error_code* ec) {
+    // A text frame must carry UTF-8 (RFC 6455 §5.6); refuse rather than have the peer fail.
+    if (!protocol::is_valid_utf8(text))
+        return fail_with(make_error_code(error::invalid_utf8_argument), ec);
+    return send_any(impl, opcode::text, std::as_bytes(std::span(text.data(), text.size())), ec);
 }
 
 asio::awaitable<std::error_code> close_on_strand(std::shared_ptr<connection_impl> impl,
@@ -548,64 +595,47 @@ asio::awaitable<std::optional<message>> receive_on_strand(std::shared_ptr<connec
     co_return co_await impl->receive();
 }
 
-// Takes the impl by value: the handle it came from may be destroyed while we are suspended.
-asio::awaitable<void> send_any(std::shared_ptr<connection_impl> impl, opcode op,
-                               std::span<const std::byte> payload, std::error_code& ec) {
-    if (!impl) {
-        ec = make_error_code(error::closed);
-        co_return;
-    }
-    if (impl->strand().running_in_this_thread()) {
-        co_await impl->send_frame(op, payload, ec);
-        co_return;
-    }
-    std::vector<std::byte> owned(payload.begin(), payload.end());
-    auto op_awaitable = send_owned(impl, op, std::move(owned));
-    ec = co_await asio::co_spawn(impl->strand(), std::move(op_awaitable), asio::use_awaitable);
+asio::awaitable<std::optional<message>> nothing_to_receive() {
+    co_return std::nullopt;
+}
+
+asio::awaitable<bool> send_control(const std::shared_ptr<connection_impl>& impl, opcode op,
+                                   std::string_view body, bool pingable) {
+    // RFC 6455 §5.5: control frame payloads are at most 125 bytes.
+    if (body.size() > 125) throw wscoro::system_error(make_error_code(error::control_too_big));
+    if (!pingable) co_return false;
+    co_await send_any(impl, op, std::as_bytes(std::span(body.data(), body.size())), nullptr);
+    co_return true;
 }
 
 void throw_if(std::error_code ec) {
     if (ec) throw wscoro::system_error(ec);
 }
-
-std::span<const std::byte> bytes_of(std::string_view s) {
-    return std::as_bytes(std::span<const char>(s.data(), s.size()));
-}
 }  // namespace
 
 asio::awaitable<std::optional<message>> connection::receive() const {
-    if (!impl_) co_return std::nullopt;
-    if (impl_->strand().running_in_this_thread()) co_return co_await impl_->receive();
-    auto op = receive_on_strand(impl_);
-    co_return co_await asio::co_spawn(impl_->strand(), std::move(op), asio::use_awaitable);
+    if (!impl_) return nothing_to_receive();
+    if (impl_->on_strand()) return impl_->receive();
+    return asio::co_spawn(impl_->executor(), receive_on_strand(impl_), asio::use_awaitable);
 }
 
 asio::awaitable<void> connection::send(std::string_view text, std::error_code& ec) const {
     ec = {};
-    // A text frame must carry UTF-8 (RFC 6455 §5.6); refuse rather than have the peer fail.
-    if (!protocol::is_valid_utf8(text)) {
-        ec = make_error_code(error::invalid_utf8_argument);
-        co_return;
-    }
-    co_await send_any(impl_, opcode::text, bytes_of(text), ec);
+    return send_text(impl_, text, &ec);
 }
 
 asio::awaitable<void> connection::send(std::string_view text) const {
-    std::error_code ec;
-    co_await send(text, ec);
-    throw_if(ec);
+    return send_text(impl_, text, nullptr);
 }
 
 asio::awaitable<void> connection::send_binary(std::span<const std::byte> data,
                                               std::error_code& ec) const {
     ec = {};
-    co_await send_any(impl_, opcode::binary, data, ec);
+    return send_any(impl_, opcode::binary, data, &ec);
 }
 
 asio::awaitable<void> connection::send_binary(std::span<const std::byte> data) const {
-    std::error_code ec;
-    co_await send_binary(data, ec);
-    throw_if(ec);
+    return send_any(impl_, opcode::binary, data, nullptr);
 }
 
 asio::awaitable<void> connection::send(const message& msg) const {
@@ -624,38 +654,26 @@ asio::awaitable<void> connection::send(const message& msg) const {
             op = opcode::pong;
             break;
     }
-    std::error_code ec;
-    co_await send_any(impl_, op, msg.data(), ec);
-    throw_if(ec);
+    return send_any(impl_, op, msg.data(), nullptr);
 }
 
 asio::awaitable<bool> connection::ping(std::string_view body) const {
-    // RFC 6455 §5.5: control frame payloads are at most 125 bytes.
-    if (body.size() > 125) throw wscoro::system_error(make_error_code(error::control_too_big));
-    if (!pingable()) co_return false;
-    std::error_code ec;
-    co_await send_any(impl_, opcode::ping, bytes_of(body), ec);
-    throw_if(ec);
-    co_return true;
+    return send_control(impl_, opcode::ping, body, pingable());
 }
 
 asio::awaitable<bool> connection::pong(std::string_view body) const {
-    if (body.size() > 125) throw wscoro::system_error(make_error_code(error::control_too_big));
-    if (!pingable()) co_return false;
-    std::error_code ec;
-    co_await send_any(impl_, opcode::pong, bytes_of(body), ec);
-    throw_if(ec);
-    co_return true;
+    return send_control(impl_, opcode::pong, body, pingable());
 }
 
 asio::awaitable<void> connection::close(std::uint16_t code, std::string_view reason) const {
     if (!impl_) co_return;
+    auto impl = impl_;  // this handle may be gone once we are suspended
     std::error_code ec;
-    if (impl_->strand().running_in_this_thread()) {
-        co_await impl_->close(code, reason, ec);
+    if (impl->on_strand()) {
+        co_await impl->close(code, reason, ec);
     } else {
-        auto op = close_on_strand(impl_, code, std::string(reason));
-        ec = co_await asio::co_spawn(impl_->strand(), std::move(op), asio::use_awaitable);
+        auto op = close_on_strand(impl, code, std::string(reason));
+        ec = co_await asio::co_spawn(impl->executor(), std::move(op), asio::use_awaitable);
     }
     throw_if(ec);
 }
@@ -700,7 +718,7 @@ void connection::set_max_frame_size(std::uint64_t bytes) const noexcept {
 }
 
 asio::any_io_executor connection::get_executor() const noexcept {
-    return impl_ ? asio::any_io_executor(impl_->strand()) : asio::any_io_executor();
+    return impl_ ? impl_->executor() : asio::any_io_executor();
 }
 
 std::uint64_t connection::id() const noexcept {

@@ -16,8 +16,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <variant>
 #include <vector>
 
+#include <asio/io_context.hpp>
+
+#include "handler_memory.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/options.hpp"
 #include "wscoro/protocol/frame.hpp"
@@ -36,11 +40,25 @@ struct connection_config {
     std::function<void(const error_report&)> on_error;
 };
 
+/// The strand a connection runs on. For an io_context's executor it is a strand of the typed
+/// executor: that fits in any_io_executor's small-object buffer, whereas a strand of an
+/// any_io_executor does not, and every async operation's work-tracking copy would then
+/// allocate.
+///
+/// When the server is told its io_context runs on one thread (server_options::single_threaded)
+/// there is no strand at all: the io_context's executor already serialises everything, and a
+/// strand would only add a lock and two extra operations to every completion.
+using io_strand = asio::strand<asio::io_context::executor_type>;
+using any_strand = asio::strand<asio::any_io_executor>;
+using strand_variant = std::variant<asio::io_context::executor_type, io_strand, any_strand>;
+
+/// The executor for a new connection on `ex`: `ex` itself when single-threaded and an
+/// io_context executor, else a new strand of it (typed when `ex` is an io_context executor).
+strand_variant make_connection_strand(const asio::any_io_executor& ex, bool single_threaded);
+
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
   public:
-    using strand_type = asio::strand<asio::any_io_executor>;
-
-    connection_impl(asio::ip::tcp::socket socket, strand_type strand,
+    connection_impl(asio::ip::tcp::socket socket, strand_variant strand,
                     std::shared_ptr<const connection_config> config, std::uint64_t id);
     ~connection_impl();
 
@@ -53,15 +71,22 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // --- the API (on the strand) ---
     asio::awaitable<std::optional<message>> receive();
+    /// Queues one frame, then waits while the queue is above the high-water mark. Errors go
+    /// to `*ec`, or are thrown as wscoro::system_error when `ec` is null.
     asio::awaitable<void> send_frame(protocol::opcode op, std::span<const std::byte> payload,
-                                     std::error_code& ec);
+                                     std::error_code* ec);
     asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec);
     /// Closes the socket at once (server shutdown after the close timeout, fatal errors).
     void force_close();
     /// Reports an error to on_error (never throws).
     void report(std::error_code ec, std::exception_ptr ex, std::string message);
 
-    const strand_type& strand() const noexcept { return strand_; }
+    /// The connection's strand, as an executor.
+    asio::any_io_executor executor() const noexcept { return executor_; }
+    /// True when called from code running on the connection's strand.
+    bool on_strand() const noexcept {
+        return std::visit([](const auto& s) { return s.running_in_this_thread(); }, strand_);
+    }
     std::uint64_t id() const noexcept { return id_; }
     connection_state state() const noexcept { return state_.load(std::memory_order_acquire); }
     std::size_t buffered_amount() const noexcept {
@@ -104,7 +129,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void log_frame(const char* dir, protocol::opcode op, byte_span payload) const;
 
     asio::ip::tcp::socket socket_;
-    strand_type strand_;
+    strand_variant strand_;
+    asio::any_io_executor executor_;
     std::shared_ptr<const connection_config> config_;
     std::uint64_t id_;
     std::atomic<connection_state> state_{connection_state::handshake};
@@ -122,6 +148,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::vector<std::byte> wbuf_;
     std::vector<std::byte> inflight_;
     std::atomic<std::size_t> buffered_{0};
+    handler_memory write_memory_;  // for the posted flush and the socket write
     bool writing_ = false;
     bool flush_scheduled_ = false;
     bool close_sent_ = false;

@@ -122,9 +122,10 @@ bool is_resource_exhaustion(std::error_code ec) {
 asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
     auto& log = st->config->log;
     while (!st->stopping) {
-        auto strand = asio::make_strand(st->executor);
-        auto [ec, socket] =
-            co_await st->acceptor->async_accept(asio::any_io_executor(strand), use_tuple);
+        auto strand = detail::make_connection_strand(st->executor, st->options.single_threaded);
+        auto strand_executor =
+            std::visit([](const auto& s) { return asio::any_io_executor(s); }, strand);
+        auto [ec, socket] = co_await st->acceptor->async_accept(strand_executor, use_tuple);
         if (st->stopping) break;
         if (ec) {
             if (ec == asio::error::operation_aborted) break;
@@ -150,7 +151,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
         st->count.fetch_add(1);
         log.log(log_level::debug, id, "accepted");
         auto run = run_connection(st, c);
-        asio::co_spawn(strand, std::move(run), asio::detached);
+        asio::co_spawn(strand_executor, std::move(run), asio::detached);
     }
     log.log(log_level::debug, 0, "listener stopped");
 }
@@ -227,7 +228,7 @@ void server::stop() {
             // Each close runs on its connection's strand; close() bounds itself by
             // close_timeout, after which the socket is dropped.
             asio::co_spawn(
-                c->strand(),
+                c->executor(),
                 [c]() -> asio::awaitable<void> {
                     if (c->state() == connection_state::handshake) {
                         c->force_close();

@@ -43,6 +43,13 @@ struct server_options {
     /// Listen backlog.
     int backlog = 1024;
 
+    /// Set when the executor's io_context is run by exactly one thread (e.g. `io.run()` on
+    /// `asio::io_context io(1)`, or one io_context per thread). Connections then run on that
+    /// executor directly instead of on a strand of it: no lock and no extra operations per
+    /// completion. send() from other threads stays safe (it is posted to the io_context).
+    /// Leave false if several threads call run() on the same io_context.
+    bool single_threaded = false;
+
     /// Largest frame payload accepted; above it the connection is failed with 1009 as soon
     /// as the frame header arrives. em-websocket's default.
     std::uint64_t max_frame_size = 10 * 1024 * 1024;

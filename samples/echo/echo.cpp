@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
     sample::parse_common(argc, argv, options, usage);
     try {
         asio::io_context io(1);
+        options.single_threaded = true;  // only this thread runs `io`
         wscoro::server server(io.get_executor(), options);
         server.serve(echo);
         const auto ep = server.local_endpoint();

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     sample::parse_common(argc, argv, options, usage);
     try {
         asio::io_context io(1);
+        options.single_threaded = true;  // only this thread runs `io`
         wscoro::server server(io.get_executor(), options);
         server.serve(session);
         fmt::print("multicast room on ws://{}:{}/\n", options.host, server.local_endpoint().port());

@@ -21,6 +21,18 @@ using protocol::opcode;
 
 namespace {
 
+// Runs a test case twice, once per executor mode (doctest subcases).
+bool executor_mode() {
+    bool mode = false;
+    SUBCASE("strand per connection") {
+        mode = false;
+    }
+    SUBCASE("single-threaded io_context") {
+        mode = true;
+    }
+    return mode;
+}
+
 asio::awaitable<void> echo(connection ws) {
     while (auto msg = co_await ws.receive())
         co_await ws.send(*msg);
@@ -176,8 +188,11 @@ TEST_SUITE("echo") {
         });
     }
 
-    TEST_CASE("send from another thread reaches the connection's strand") {
+    TEST_CASE("send from another thread reaches the connection's executor") {
+        // Both executor modes: a strand per connection, and the single-threaded io_context.
+        const bool single_threaded = executor_mode();
         server_fixture f;
+        f.options.single_threaded = single_threaded;
         asio::io_context other(1);
         auto work = asio::make_work_guard(other);
         std::thread other_thread([&] { other.run(); });
