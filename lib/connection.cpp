@@ -1,5 +1,6 @@
 #include "wscoro/connection.hpp"
 
+#include <strings.h>
 #include <algorithm>
 #include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
@@ -8,8 +9,14 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cstring>
+#include <stdexcept>
 
 #include "connection_impl.hpp"
+#if WSCORO_HAS_TLS
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#endif
 #include "wscoro/protocol/handshake.hpp"
 #include "wscoro/protocol/utf8.hpp"
 
@@ -53,10 +60,23 @@ strand_variant make_connection_strand(const asio::any_io_executor& ex, bool sing
     return asio::make_strand(ex);
 }
 
+namespace {
+detail::transport make_transport(asio::ip::tcp::socket socket, const connection_config& config) {
+#if WSCORO_HAS_TLS
+    if (config.tls)
+        return detail::transport(std::in_place_type<tls_stream>, std::move(socket),
+                                 config.tls->context());
+#else
+    (void)config;
+#endif
+    return detail::transport(std::in_place_type<asio::ip::tcp::socket>, std::move(socket));
+}
+}  // namespace
+
 connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant strand,
                                  std::shared_ptr<const connection_config> config, std::uint64_t id)
     : max_frame_size(config->limits.max_frame_size),
-      socket_(std::move(socket)),
+      stream_(make_transport(std::move(socket), *config)),
       strand_(std::move(strand)),
       executor_(std::visit([](const auto& st) { return asio::any_io_executor(st); }, strand_)),
       config_(std::move(config)),
@@ -66,65 +86,312 @@ connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant st
 
 connection_impl::~connection_impl() = default;
 
+ip_network ip_network::parse(const std::string& text) {
+    const auto slash = text.find('/');
+    std::error_code ec;
+    const auto a = asio::ip::make_address(text.substr(0, slash), ec);
+    if (ec) throw std::invalid_argument("wscoro: bad trusted proxy address '" + text + "'");
+    const unsigned max = a.is_v4() ? 32 : 128;
+    unsigned prefix = max;
+    if (slash != std::string::npos) {
+        const auto digits = text.substr(slash + 1);
+        if (digits.empty() || digits.size() > 3 ||
+            digits.find_first_not_of("0123456789") != std::string::npos || std::stoul(digits) > max)
+            throw std::invalid_argument("wscoro: bad prefix length in '" + text + "'");
+        prefix = static_cast<unsigned>(std::stoul(digits));
+    }
+    ip_network n;
+    n.bytes = a.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes()
+                        : a.to_v6().to_bytes();
+    n.prefix = a.is_v4() ? prefix + 96 : prefix;
+    return n;
+}
+
+bool ip_network::contains(const asio::ip::address& a) const noexcept {
+    const auto b = a.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes()
+                             : a.to_v6().to_bytes();
+    const unsigned full = prefix / 8, rest = prefix % 8;
+    for (unsigned i = 0; i < full; ++i)
+        if (b[i] != bytes[i]) return false;
+    if (rest == 0) return true;
+    const auto mask = static_cast<unsigned char>(0xFF << (8 - rest));
+    return (b[full] & mask) == (bytes[full] & mask);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Opening handshake
 // ---------------------------------------------------------------------------------------------
+
+asio::ip::tcp::socket& connection_impl::tcp() noexcept {
+#if WSCORO_HAS_TLS
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) return tls->next_layer();
+#endif
+    return std::get<asio::ip::tcp::socket>(stream_);
+}
+
+asio::awaitable<std::error_code> connection_impl::read_more() {
+    prepare_read_buffer();
+    auto op = std::visit(
+        [&](auto& s) {
+            return s.async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
+                                     use_tuple);
+        },
+        stream_);
+    auto [ec, n] = co_await std::move(op);
+    rb_end_ += n;
+    co_return ec;
+}
+
+asio::awaitable<bool> connection_impl::refuse(std::error_code ec, std::string response) {
+    // Every refusal is a real answer (an HTTP status, a policy file), written before TCP is
+    // closed; the close is bounded by the linger time.
+    set_close_info(close_code::abnormal, {}, false, ec);
+    wbuf_.assign(reinterpret_cast<const std::byte*>(response.data()),
+                 reinterpret_cast<const std::byte*>(response.data()) + response.size());
+    buffered_ = wbuf_.size();
+    state_ = connection_state::closed;
+    shutdown_after_flush();
+    while (!socket_closed_)
+        co_await wait_signal();
+    co_return false;
+}
+
+asio::awaitable<bool> connection_impl::answer_flash_policy() {
+    // Adobe's socket policy protocol: the client sends "<policy-file-request/>" and a NUL and
+    // expects the policy XML followed by a NUL. Accept optional white space before "/>" as
+    // em-websocket does, and wait (within the handshake timeout) for the whole request.
+    constexpr std::string_view prefix = "<policy-file-request";
+    for (;;) {
+        const std::string_view have(reinterpret_cast<const char*>(rbuf_.get() + rb_begin_),
+                                    rb_end_ - rb_begin_);
+        const auto cmp = have.substr(0, prefix.size());
+        if (cmp != prefix.substr(0, cmp.size())) break;  // not a policy request after all
+        if (have.size() > prefix.size()) {
+            auto rest = have.substr(prefix.size());
+            while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' ||
+                                     rest.front() == '\r' || rest.front() == '\n'))
+                rest.remove_prefix(1);
+            if (rest.size() >= 2) {
+                if (rest.substr(0, 2) != "/>") break;
+                config_->log.log(log_level::debug, id_, "flash policy request answered");
+                std::string reply = config_->flash_policy_xml;
+                reply.push_back('\0');
+                co_return co_await refuse({}, std::move(reply));
+            }
+            if (have.size() > 256) break;
+        }
+        if (auto ec = co_await read_more()) {
+            force_close();
+            co_return false;
+        }
+    }
+    const auto ec = make_error_code(error::bad_http_request);
+    report(ec, nullptr, "handshake rejected: " + ec.message());
+    co_return co_await refuse(ec, protocol::reject_response(ec));
+}
+
+void connection_impl::collect_tls_details() {
+#if WSCORO_HAS_TLS
+    auto* tls = std::get_if<tls_stream>(&stream_);
+    if (!tls) return;
+    SSL* ssl = tls->native_handle();
+    auto& d = handshake_.tls_;
+    d.version = SSL_get_version(ssl);
+    if (const char* c = SSL_get_cipher_name(ssl)) d.cipher = c;
+    if (const char* n = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) d.server_name = n;
+    if (X509* cert = SSL_get1_peer_certificate(ssl)) {
+        if (char* subject = X509_NAME_oneline(X509_get_subject_name(cert), nullptr, 0)) {
+            d.peer_subject = subject;
+            OPENSSL_free(subject);
+        }
+        if (BIO* bio = BIO_new(BIO_s_mem())) {
+            if (PEM_write_bio_X509(bio, cert) == 1) {
+                char* data = nullptr;
+                const long len = BIO_get_mem_data(bio, &data);
+                if (len > 0) d.peer_certificate_pem.assign(data, static_cast<std::size_t>(len));
+            }
+            BIO_free(bio);
+        }
+        X509_free(cert);
+    }
+#endif
+}
+
+void connection_impl::apply_forwarded_headers() {
+    // Only a trusted proxy's word counts (server_options::trusted_proxies).
+    if (!config_->trust_forwarded_headers ||
+        !config_->is_trusted_proxy(handshake_.tcp_peer_.address()))
+        return;
+    // X-Forwarded-For: "client, proxy1, proxy2"; each proxy appends the address it saw, so
+    // the rightmost address that is not one of our trusted proxies is the client.
+    std::vector<std::string_view> hops;
+    for (const auto& h : handshake_.request_.headers) {
+        if (h.name.size() != 15 || strncasecmp(h.name.c_str(), "x-forwarded-for", 15) != 0)
+            continue;
+        std::string_view v = h.value;
+        while (!v.empty()) {
+            const auto comma = v.find(',');
+            auto item = v.substr(0, comma);
+            while (!item.empty() && item.front() == ' ')
+                item.remove_prefix(1);
+            while (!item.empty() && item.back() == ' ')
+                item.remove_suffix(1);
+            if (!item.empty()) hops.push_back(item);
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+        std::string text(*it);
+        if (text.size() > 2 && text.front() == '[' && text.find(']') != std::string::npos)
+            text = text.substr(1, text.find(']') - 1);  // "[::1]:port"
+        std::error_code ec;
+        const auto addr = asio::ip::make_address(text, ec);
+        if (ec) break;  // unparsable: stop believing the chain here
+        if (config_->is_trusted_proxy(addr) && std::next(it) != hops.rend()) continue;
+        handshake_.remote_ = asio::ip::tcp::endpoint(addr, 0);
+        break;
+    }
+    if (auto proto = handshake_.request_.header("X-Forwarded-Proto")) {
+        auto last =
+            proto->substr(proto->rfind(',') == std::string_view::npos ? 0 : proto->rfind(',') + 1);
+        while (!last.empty() && last.front() == ' ')
+            last.remove_prefix(1);
+        if (last.size() == 5 && strncasecmp(last.data(), "https", 5) == 0)
+            handshake_.secure_ = true;
+    }
+}
 
 asio::awaitable<bool> connection_impl::accept_handshake() {
     auto self = shared_from_this();  // timers and writes hold the connection, not the caller
     start_timer(config_->handshake_timeout, make_error_code(error::handshake_timeout));
     prepare_read_buffer();
-    protocol::http_request_parser parser(config_->http_limits);
-    while (!parser.done() && !parser.failed()) {
-        auto [ec, n] = co_await socket_.async_read_some(
-            asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_), use_tuple);
+    std::error_code ep_ec;
+    const auto peer = tcp().remote_endpoint(ep_ec);
+    const auto local = tcp().local_endpoint(ep_ec);
+    bool secure = config_->secure_proxy;
+
+#if WSCORO_HAS_TLS
+    // 1. TLS, inside the same handshake deadline.
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+        auto op = tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
+        auto [ec] = co_await std::move(op);
         if (ec) {
-            // The peer left (or the handshake timer closed the socket): nothing to answer.
-            if (!socket_closed_) {  // else the handshake timer closed it and reported already
-                set_close_info(close_code::abnormal, {}, false, ec);
-                report(ec, nullptr, "opening handshake failed: " + ec.message());
+            if (!socket_closed_) {
+                const auto e = make_error_code(error::tls_handshake_failed);
+                set_close_info(close_code::abnormal, {}, false, e);
+                report(e, nullptr, "TLS handshake failed: " + ec.message());
                 force_close();
             }
             co_return false;
         }
-        rb_end_ += n;
+        secure = true;
+    }
+#endif
+
+    // 2. The request head. A Flash policy request is recognised by its first byte: no HTTP
+    // method starts with '<'.
+    protocol::http_request_parser parser(config_->http_limits);
+    bool first_bytes = true;
+    while (!parser.done() && !parser.failed()) {
+        if (rb_begin_ == rb_end_) {
+            if (const auto ec = co_await read_more()) {
+                // The peer left (or the handshake timer closed the socket and reported).
+                if (!socket_closed_) {
+                    set_close_info(close_code::abnormal, {}, false, ec);
+                    report(ec, nullptr, "opening handshake failed: " + ec.message());
+                    force_close();
+                }
+                co_return false;
+            }
+        }
+        if (first_bytes && config_->flash_policy && rbuf_[rb_begin_] == std::byte{'<'})
+            co_return co_await answer_flash_policy();
+        first_bytes = false;
         rb_begin_ += parser.feed(std::span(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_));
         // The parser keeps partial lines itself, so consumed bytes are free again.
         if (rb_begin_ == rb_end_) rb_begin_ = rb_end_ = 0;
     }
-
-    std::error_code ec = parser.failed() ? parser.error() : std::error_code{};
-    protocol::upgrade_check check;
-    if (!ec) {
-        check = protocol::check_upgrade(parser.request());
-        ec = check.ec;
-    }
-    if (ec) {
-        // A real HTTP answer (400/405/414/426/431/505), never a silent drop.
-        set_close_info(close_code::abnormal, {}, false, ec);
+    if (parser.failed()) {
+        const auto ec = parser.error();
         report(ec, nullptr, "handshake rejected: " + ec.message());
-        const auto response = protocol::reject_response(ec);
-        wbuf_.assign(reinterpret_cast<const std::byte*>(response.data()),
-                     reinterpret_cast<const std::byte*>(response.data()) + response.size());
-        buffered_ = wbuf_.size();
-        state_ = connection_state::closed;
-        shutdown_after_flush();
-        while (!socket_closed_)
-            co_await wait_signal();
-        co_return false;
+        co_return co_await refuse(ec, protocol::reject_response(ec));
+    }
+    const auto& req = parser.request();
+
+    // 3. A load balancer's health check (a plain GET of the configured path).
+    if (!config_->health_check_path.empty() && req.method == "GET" &&
+        req.path() == config_->health_check_path && !req.has_token("Upgrade", "websocket")) {
+        config_->log.log(log_level::debug, id_, "health check answered");
+        co_return co_await refuse({}, protocol::error_response(200, "OK"));
     }
 
-    auto request = std::move(parser).take_request();
-    const auto response = protocol::accept_response(request);
-    std::error_code ep_ec;
-    const auto remote = socket_.remote_endpoint(ep_ec);
-    const auto local = socket_.local_endpoint(ep_ec);
-    handshake_ = handshake_info(std::move(request), check.protocol_version, false, remote, local);
+    // 4. RFC 6455 §4.2.1: is this a valid upgrade request?
+    const auto check = protocol::check_upgrade(req);
+    if (check.ec) {
+        report(check.ec, nullptr, "handshake rejected: " + check.ec.message());
+        co_return co_await refuse(check.ec, protocol::reject_response(check.ec));
+    }
+    handshake_ = handshake_info(std::move(parser).take_request(), check.protocol_version, secure,
+                                peer, local);
+    collect_tls_details();
+    apply_forwarded_headers();
     config_->log.log(log_level::debug, id_, "handshake: GET {} from {} (version {})",
-                     handshake_.target(), remote.address().to_string(),
+                     handshake_.target(), handshake_.remote_endpoint().address().to_string(),
                      handshake_.protocol_version());
 
-    auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(response), use_tuple);
+    // 5. The application's decision: auth, routing, subprotocol, extra headers.
+    std::vector<protocol::http_header> extra;
+    if (config_->on_handshake) {
+        handshake_decision decision;
+        std::exception_ptr failure;
+        try {
+            decision = co_await config_->on_handshake(handshake_);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            std::string what = "handshake hook threw";
+            try {
+                std::rethrow_exception(failure);
+            } catch (const std::exception& e) {
+                what += std::string(": ") + e.what();
+            } catch (...) {
+            }
+            report(make_error_code(error::application_error), failure, what);
+            co_return co_await refuse(make_error_code(error::application_error),
+                                      protocol::error_response(500, "internal error\n"));
+        }
+        if (decision.status != 101) {
+            const auto ec = make_error_code(error::handshake_rejected);
+            report(ec, nullptr,
+                   fmt::format("handshake rejected by the application ({})", decision.status));
+            co_return co_await refuse(
+                ec, protocol::error_response(decision.status, decision.body, decision.headers));
+        }
+        if (!decision.subprotocol.empty()) {
+            // RFC 6455 §4.2.2 item 5.4: one of the client's values, never anything else.
+            const auto offered = handshake_.subprotocols();
+            if (std::find(offered.begin(), offered.end(), decision.subprotocol) == offered.end()) {
+                const auto ec = make_error_code(error::invalid_subprotocol);
+                report(ec, nullptr,
+                       fmt::format("handshake hook chose subprotocol '{}', which the client "
+                                   "did not offer",
+                                   decision.subprotocol));
+                co_return co_await refuse(ec, protocol::error_response(500, "internal error\n"));
+            }
+            extra.push_back({"Sec-WebSocket-Protocol", decision.subprotocol});
+            handshake_.subprotocol_ = decision.subprotocol;
+        }
+        for (auto& h : decision.headers)
+            extra.push_back(std::move(h));
+    }
+
+    // 6. Switching protocols.
+    const auto response = protocol::accept_response(handshake_.request(), extra);
+    auto op = std::visit(
+        [&](auto& s) { return asio::async_write(s, asio::buffer(response), use_tuple); }, stream_);
+    auto [wec, wn] = co_await std::move(op);
     (void)wn;
     if (wec) {
         set_close_info(close_code::abnormal, {}, false, wec);
@@ -217,8 +484,13 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
         }
 
         prepare_read_buffer();
-        auto [ec, n] = co_await socket_.async_read_some(
-            asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_), use_tuple);
+        auto op = std::visit(
+            [&](auto& s) {
+                return s.async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
+                                         use_tuple);
+            },
+            stream_);
+        auto [ec, n] = co_await std::move(op);
         if (ec) {
             on_transport_error(ec);
             co_return std::nullopt;
@@ -323,12 +595,11 @@ void connection_impl::start_write() {
     }
     writing_ = true;
     std::swap(wbuf_, inflight_);
-    asio::async_write(
-        socket_, asio::buffer(inflight_),
-        asio::bind_allocator(handler_allocator<void>(write_memory_),
-                             [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                                 self->on_write(ec, n);
-                             }));
+    auto done = asio::bind_allocator(
+        handler_allocator<void>(write_memory_),
+        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
+    std::visit([&](auto& s) { asio::async_write(s, asio::buffer(inflight_), std::move(done)); },
+               stream_);
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
@@ -419,35 +690,42 @@ void connection_impl::shutdown_after_flush() {
 void connection_impl::begin_linger() {
     if (socket_closed_) return;
     shutdown_pending_ = false;
+    start_timer(std::min(config_->close_timeout, max_linger), {});
+#if WSCORO_HAS_TLS
+    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+        // TLS: send close_notify and wait for the peer's (bounded by the linger timer).
+        tls->async_shutdown([self = shared_from_this()](std::error_code) { self->force_close(); });
+        return;
+    }
+#endif
     // Half-close: our FIN tells the peer we are done (RFC 6455 §7.1.1: the server closes
     // first), then read until its FIN so unread bytes cannot provoke a RST.
     std::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    tcp().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     if (ignored) {
         force_close();
         return;
     }
-    start_timer(std::min(config_->close_timeout, max_linger), {});
     prepare_read_buffer();
     rb_begin_ = rb_end_ = 0;
     linger_read();
 }
 
 void connection_impl::linger_read() {
-    socket_.async_read_some(asio::buffer(rbuf_.get(), rcap_),
-                            [self = shared_from_this()](std::error_code ec, std::size_t) {
-                                if (ec || self->socket_closed_)
-                                    self->force_close();
-                                else
-                                    self->linger_read();
-                            });
+    tcp().async_read_some(asio::buffer(rbuf_.get(), rcap_),
+                          [self = shared_from_this()](std::error_code ec, std::size_t) {
+                              if (ec || self->socket_closed_)
+                                  self->force_close();
+                              else
+                                  self->linger_read();
+                          });
 }
 
 void connection_impl::force_close() {
     if (socket_closed_) return;
     socket_closed_ = true;
     std::error_code ignored;
-    socket_.close(ignored);
+    tcp().close(ignored);
     cancel_timer();
     if (state_ != connection_state::closed) {
         set_close_info(close_code::abnormal, {}, false, make_error_code(error::closed));
@@ -458,7 +736,7 @@ void connection_impl::force_close() {
 }
 
 void connection_impl::start_timer(std::chrono::milliseconds after, std::error_code reason) {
-    if (!timer_) timer_.emplace(socket_.get_executor());
+    if (!timer_) timer_.emplace(executor_);
     timer_reason_ = reason;
     timer_->expires_after(after);
     timer_->async_wait([self = shared_from_this(), reason](std::error_code ec) {
@@ -495,7 +773,7 @@ void connection_impl::notify() {
 
 asio::awaitable<void> connection_impl::wait_signal() {
     if (!signal_) {
-        signal_.emplace(socket_.get_executor());
+        signal_.emplace(executor_);
         signal_->expires_at(asio::steady_timer::time_point::max());
     }
     (void)co_await signal_->async_wait(use_tuple);

@@ -2,6 +2,7 @@
 // Private: the per-connection state behind wscoro::connection. Every member function runs on
 // the connection's strand (the public wrappers in connection.cpp hop there first).
 
+#include <array>
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
@@ -21,12 +22,29 @@
 
 #include <asio/io_context.hpp>
 
+#include "wscoro/config.hpp"
+#if WSCORO_HAS_TLS
+#include <asio/ssl/stream.hpp>
+#endif
+
 #include "handler_memory.hpp"
+#include "tls_context.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/options.hpp"
 #include "wscoro/protocol/frame.hpp"
 
 namespace wscoro::detail {
+
+/// An IP network (address + prefix length), for server_options::trusted_proxies. IPv4
+/// addresses are kept in their IPv4-mapped IPv6 form so one comparison serves both.
+struct ip_network {
+    std::array<unsigned char, 16> bytes{};
+    unsigned prefix = 128;
+
+    /// Parses "10.0.0.0/8", "::1", "192.168.1.7"; throws std::invalid_argument if malformed.
+    static ip_network parse(const std::string& text);
+    bool contains(const asio::ip::address& a) const noexcept;
+};
 
 /// What every connection of a server shares (immutable once the server listens).
 struct connection_config {
@@ -38,7 +56,32 @@ struct connection_config {
     std::size_t write_low_water = 0;
     logger log;
     std::function<void(const error_report&)> on_error;
+
+    bool secure_proxy = false;
+    std::vector<ip_network> trusted_proxies;
+    bool trust_forwarded_headers = false;
+    bool proxy_protocol = false;
+    handshake_hook on_handshake;
+    std::string health_check_path;
+    bool flash_policy = true;
+    std::string flash_policy_xml;
+#if WSCORO_HAS_TLS
+    std::shared_ptr<tls_context> tls;  // null unless server_options::secure
+#endif
+
+    bool is_trusted_proxy(const asio::ip::address& a) const noexcept {
+        for (const auto& n : trusted_proxies)
+            if (n.contains(a)) return true;
+        return false;
+    }
 };
+
+#if WSCORO_HAS_TLS
+using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+using transport = std::variant<asio::ip::tcp::socket, tls_stream>;
+#else
+using transport = std::variant<asio::ip::tcp::socket>;
+#endif
 
 /// The strand a connection runs on. For an io_context's executor it is a strand of the typed
 /// executor: that fits in any_io_executor's small-object buffer, whereas a strand of an
@@ -108,6 +151,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void on_write(std::error_code ec, std::size_t n);
     asio::awaitable<void> wait_below_low_water();
 
+    // opening handshake steps
+    asio::awaitable<std::error_code> read_more();
+    asio::awaitable<bool> refuse(std::error_code ec, std::string response);
+    asio::awaitable<bool> answer_flash_policy();
+    void apply_forwarded_headers();
+    void collect_tls_details();
+
+    // transport
+    asio::ip::tcp::socket& tcp() noexcept;
+
     // read side
     void prepare_read_buffer();
     void on_peer_close(const protocol::decoder_event& ev);
@@ -128,7 +181,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     void log_frame(const char* dir, protocol::opcode op, byte_span payload) const;
 
-    asio::ip::tcp::socket socket_;
+    transport stream_;
     strand_variant strand_;
     asio::any_io_executor executor_;
     std::shared_ptr<const connection_config> config_;

@@ -33,6 +33,12 @@ class error_category_impl final : public std::error_category {
                 return "unsupported Sec-WebSocket-Version";
             case error::handshake_timeout:
                 return "opening handshake timed out";
+            case error::tls_handshake_failed:
+                return "TLS handshake failed";
+            case error::bad_proxy_header:
+                return "missing or malformed PROXY protocol header";
+            case error::invalid_subprotocol:
+                return "handshake hook chose a subprotocol the client did not offer";
             case error::handshake_rejected:
                 return "handshake rejected by the application";
             case error::bad_reserved_bits:
@@ -187,6 +193,10 @@ int http_status_for(std::error_code ec) noexcept {
             return 426;
         case error::handshake_rejected:
             return 403;
+        case error::bad_proxy_header:
+            return 400;
+        case error::invalid_subprotocol:
+            return 500;
         case error::handshake_timeout:
             return 408;
         default:

@@ -37,8 +37,9 @@ handshake_info::handshake_info(protocol::http_request request, int protocol_vers
     : request_(std::move(request)),
       protocol_version_(protocol_version),
       secure_(secure),
-      remote_(std::move(remote)),
-      local_(std::move(local)) {
+      remote_(remote),
+      local_(std::move(local)),
+      tcp_peer_(std::move(remote)) {
     std::string_view q = request_.query_string();
     while (!q.empty()) {
         const auto amp = q.find('&');
@@ -57,6 +58,33 @@ std::optional<std::string_view> handshake_info::query(std::string_view key) cons
     for (auto it = query_.rbegin(); it != query_.rend(); ++it)
         if (it->first == key) return std::string_view(it->second);
     return std::nullopt;
+}
+
+std::vector<std::string_view> handshake_info::subprotocols() const {
+    // Sec-WebSocket-Protocol is a comma-separated token list and may be repeated
+    // (RFC 6455 §4.1 item 10, §11.3.4).
+    std::vector<std::string_view> out;
+    for (const auto& h : request_.headers) {
+        if (h.name.size() != 22) continue;
+        bool match = true;
+        constexpr std::string_view name = "sec-websocket-protocol";
+        for (std::size_t i = 0; i < name.size() && match; ++i)
+            match = (h.name[i] | 0x20) == name[i] || h.name[i] == name[i];
+        if (!match) continue;
+        std::string_view v = h.value;
+        while (!v.empty()) {
+            const auto comma = v.find(',');
+            auto item = v.substr(0, comma);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                item.remove_suffix(1);
+            if (!item.empty()) out.push_back(item);
+            if (comma == std::string_view::npos) break;
+            v.remove_prefix(comma + 1);
+        }
+    }
+    return out;
 }
 
 std::optional<std::string_view> handshake_info::origin() const noexcept {

@@ -11,9 +11,11 @@
 #include <cerrno>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <unordered_set>
 
 #include "connection_impl.hpp"
+#include "tls_context.hpp"
 
 namespace wscoro {
 
@@ -50,6 +52,23 @@ std::shared_ptr<const detail::connection_config> make_config(const server_option
     c->write_low_water = std::min(o.write_low_water, o.write_high_water);
     c->log = logger(o.debug ? log_level::trace : o.log_level, o.log_sink);
     c->on_error = o.on_error;
+    c->secure_proxy = o.secure_proxy;
+    for (const auto& p : o.trusted_proxies)
+        c->trusted_proxies.push_back(detail::ip_network::parse(p));
+    c->trust_forwarded_headers = o.trust_forwarded_headers;
+    c->proxy_protocol = o.proxy_protocol;
+    c->on_handshake = o.on_handshake;
+    c->health_check_path = o.health_check_path;
+    c->flash_policy = o.flash_policy;
+    c->flash_policy_xml = o.flash_policy_xml;
+    if (o.secure) {
+#if WSCORO_HAS_TLS
+        c->tls = std::make_shared<detail::tls_context>(o.tls);  // throws on a bad key/cert
+#else
+        throw std::system_error(std::make_error_code(std::errc::not_supported),
+                                "wscoro: built without TLS (the `tls` Meson feature)");
+#endif
+    }
     return c;
 }
 
@@ -90,12 +109,24 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
                 failure = std::current_exception();
             }
             std::uint16_t code = st->stopping ? close_code::going_away : close_code::normal;
-            if (failure && !is_closed_error(failure)) {
+            const bool app_error = failure && !is_closed_error(failure);
+            if (app_error) {
                 c->report(make_error_code(error::application_error), failure,
                           "connection handler threw: " + describe(failure));
                 code = close_code::internal_error;
             }
             co_await c->finish(code, {});
+            if (app_error && st->options.rethrow_handler_exceptions) {
+                // em-websocket's behaviour, on request: out of io_context::run().
+                {
+                    std::lock_guard lock(st->mutex);
+                    st->connections.erase(c);
+                }
+                st->count.fetch_sub(1);
+                auto ex = st->executor;
+                asio::post(ex, [failure] { std::rethrow_exception(failure); });
+                co_return;
+            }
         }
     } catch (...) {
         // Only an allocation failure can get here; drop the connection, keep the server.
@@ -162,7 +193,6 @@ server::server(asio::any_io_executor executor, server_options options)
     : state_(std::make_shared<state>()) {
     state_->executor = std::move(executor);
     state_->options = std::move(options);
-    state_->config = make_config(state_->options);
 }
 
 server::~server() {
@@ -173,6 +203,9 @@ void server::listen() {
     auto& st = *state_;
     std::lock_guard lock(st.listen_mutex);
     if (st.acceptor) return;
+    // Everything that can be wrong in the configuration (addresses, TLS files, keys,
+    // passwords) fails here, at start-up, not at the first client.
+    if (!st.config) st.config = make_config(st.options);
     std::error_code ec;
     auto address = asio::ip::make_address(st.options.host, ec);
     tcp::endpoint endpoint;

@@ -65,6 +65,9 @@ enum class error {
     bad_sec_key,            ///< Sec-WebSocket-Key is not base64 of 16 bytes (400); §4.2.1 item 5
     bad_sec_version,        ///< unsupported Sec-WebSocket-Version (426); §4.2.1 item 6, §4.4
     handshake_timeout,      ///< the request did not arrive within the handshake timeout
+    tls_handshake_failed,   ///< the TLS handshake failed (the transport error is logged)
+    bad_proxy_header,       ///< missing or malformed PROXY protocol header from a trusted proxy
+    invalid_subprotocol,    ///< the handshake hook chose a subprotocol the client did not offer
     handshake_rejected,     ///< the application's handshake hook refused the request
 
     // --- Framing (the connection is failed with the close code in parentheses) ---

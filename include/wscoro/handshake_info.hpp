@@ -12,6 +12,19 @@
 
 namespace wscoro {
 
+namespace detail {
+class connection_impl;
+}
+
+/// What TLS negotiated, for connections served over wss:// (empty strings otherwise).
+struct tls_details {
+    std::string version;               ///< e.g. "TLSv1.3"
+    std::string cipher;                ///< e.g. "TLS_AES_256_GCM_SHA384"
+    std::string server_name;           ///< the name the client asked for (SNI), if any
+    std::string peer_subject;          ///< the client certificate's subject (mutual TLS), if any
+    std::string peer_certificate_pem;  ///< the client certificate, PEM, if any
+};
+
 /// The parsed upgrade request and the connection's addresses, as em-websocket's Handshake
 /// object (path, query_string, query, origin, headers, secure?, protocol_version) plus the
 /// endpoints. Immutable after the handshake; safe to read from any thread.
@@ -52,14 +65,29 @@ class handshake_info {
     const asio::ip::tcp::endpoint& remote_endpoint() const noexcept { return remote_; }
     /// The local address and port the connection was accepted on.
     const asio::ip::tcp::endpoint& local_endpoint() const noexcept { return local_; }
+    /// The TCP peer: the same as remote_endpoint() unless a trusted proxy told us the real
+    /// client (PROXY protocol or X-Forwarded-For), in which case this is the proxy.
+    const asio::ip::tcp::endpoint& tcp_peer_endpoint() const noexcept { return tcp_peer_; }
+    /// The subprotocols the client offered in Sec-WebSocket-Protocol, in its order of
+    /// preference (RFC 6455 §4.1 item 10).
+    std::vector<std::string_view> subprotocols() const;
+    /// The subprotocol the server accepted ("" for none).
+    std::string_view subprotocol() const noexcept { return subprotocol_; }
+    /// TLS details (all empty unless the connection itself runs TLS).
+    const tls_details& tls() const noexcept { return tls_; }
 
   private:
+    friend class detail::connection_impl;
+
     protocol::http_request request_;
     std::vector<std::pair<std::string, std::string>> query_;
     int protocol_version_ = 0;
     bool secure_ = false;
     asio::ip::tcp::endpoint remote_;
     asio::ip::tcp::endpoint local_;
+    asio::ip::tcp::endpoint tcp_peer_;
+    std::string subprotocol_;
+    tls_details tls_;
 };
 
 }  // namespace wscoro

@@ -1,6 +1,7 @@
 #pragma once
 // Server configuration.
 
+#include <asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "wscoro/logger.hpp"
 #include "wscoro/protocol/http_request.hpp"
@@ -33,6 +35,80 @@ struct error_report {
     const handshake_info* handshake = nullptr;
 };
 
+/// The application's answer to an upgrade request (server_options::on_handshake).
+struct handshake_decision {
+    /// 101 accepts the upgrade; any other status (401, 403, 404, 429, 503 ...) rejects it
+    /// with a real HTTP response carrying that status and `body`.
+    int status = 101;
+    /// The body of a rejection (sent as text/plain).
+    std::string body;
+    /// For an accepted upgrade: the subprotocol chosen, which must be one of
+    /// handshake_info::subprotocols() (RFC 6455 §4.2.2: one of the client's, never the
+    /// whole list), or empty for none. Anything else is a programming error: the upgrade is
+    /// refused with 500 and on_error gets error::invalid_subprotocol.
+    std::string subprotocol;
+    /// Extra response header fields, for either outcome (e.g. Set-Cookie, WWW-Authenticate).
+    std::vector<protocol::http_header> headers;
+
+    static handshake_decision accept(std::string subprotocol = {}) {
+        handshake_decision d;
+        d.subprotocol = std::move(subprotocol);
+        return d;
+    }
+    static handshake_decision reject(int status, std::string body = {}) {
+        handshake_decision d;
+        d.status = status;
+        d.body = std::move(body);
+        return d;
+    }
+};
+
+/// Decides on an upgrade request before the 101 is sent: authenticate, route on the path,
+/// check the origin, pick a subprotocol. It runs on the connection's executor and may await
+/// (a database, another service); the handshake timeout still applies. An exception is
+/// reported to on_error and answered with 500.
+using handshake_hook = std::function<asio::awaitable<handshake_decision>(const handshake_info&)>;
+
+/// TLS protocol versions, for tls_options::min_version.
+enum class tls_version : std::uint8_t { tls1_2, tls1_3 };
+
+/// One certificate and key, from files or PEM strings (not both).
+struct tls_certificate {
+    std::string cert_chain_file;   ///< PEM file: the certificate, then its chain
+    std::string private_key_file;  ///< PEM file: the private key
+    std::string cert;              ///< PEM text of the certificate chain (instead of the file)
+    std::string private_key;       ///< PEM text of the private key (instead of the file)
+    std::string private_key_pass;  ///< password of an encrypted private key
+};
+
+/// TLS settings for wss:// (server_options::secure), em-websocket's tls_options names.
+/// A missing or bad file, key, certificate or password makes server::listen() throw.
+struct tls_options : tls_certificate {
+    /// More certificates, chosen by the name the client asks for (SNI); the certificate
+    /// above serves every other name.
+    struct sni_certificate : tls_certificate {
+        std::string server_name;  ///< exact host name, case-insensitive
+    };
+    std::vector<sni_certificate> sni;
+    /// OpenSSL cipher list for TLS 1.2 (empty: OpenSSL's default).
+    std::string cipher_list;
+    /// OpenSSL TLS 1.3 cipher suites (empty: OpenSSL's default).
+    std::string ciphersuites;
+    /// Oldest protocol version accepted.
+    tls_version min_version = tls_version::tls1_2;
+    /// Ask clients for a certificate and verify it against ca_file (mutual TLS).
+    bool verify_peer = false;
+    /// With verify_peer: refuse clients that send no certificate.
+    bool fail_if_no_peer_cert = false;
+    /// PEM file of the CAs trusted for client certificates.
+    std::string ca_file;
+    /// Key-exchange groups, e.g. "X25519:P-256" (empty: OpenSSL's default; em-websocket's
+    /// ecdh_curve).
+    std::string ecdh_curve;
+    /// PEM file with DH parameters for DHE ciphers (empty: OpenSSL 3 picks them itself).
+    std::string dhparam_file;
+};
+
 /// Options of a wscoro::server, with em-websocket's names where it had them.
 struct server_options {
     /// Address to listen on: an IPv4 or IPv6 literal ("0.0.0.0", "::" for dual stack,
@@ -49,6 +125,40 @@ struct server_options {
     /// completion. send() from other threads stays safe (it is posted to the io_context).
     /// Leave false if several threads call run() on the same io_context.
     bool single_threaded = false;
+
+    /// Serve wss://: TLS on every accepted connection, with `tls`. The TLS handshake is bounded
+    /// by handshake_timeout. Needs the library built with the `tls` feature.
+    bool secure = false;
+    wscoro::tls_options tls;
+    /// Running behind a TLS terminator (stunnel, a load balancer): handshake().secure() is
+    /// true and hixie Location headers use wss://, without doing TLS here (em-websocket's
+    /// :secure_proxy).
+    bool secure_proxy = false;
+
+    /// Addresses of reverse proxies whose forwarding information is believed: IPv4/IPv6
+    /// addresses or CIDR prefixes ("10.0.0.0/8", "::1"). From any other peer it is ignored.
+    std::vector<std::string> trusted_proxies;
+    /// From a trusted proxy, take the client from `X-Forwarded-For` (the rightmost address
+    /// that is not itself a trusted proxy) and `X-Forwarded-Proto: https` as secure.
+    bool trust_forwarded_headers = false;
+    /// From a trusted proxy, require a PROXY protocol v1 or v2 header before the request and
+    /// take the client address from it; a connection from a trusted proxy without one is
+    /// refused.
+    bool proxy_protocol = false;
+
+    /// Decides on each upgrade request before the 101 (auth, routing, subprotocols). Empty:
+    /// accept every valid request with no subprotocol.
+    handshake_hook on_handshake;
+    /// If not empty, a plain GET of this path is answered `200 OK` with body "OK" and
+    /// closed (load-balancer health checks; em-websocket's /healthcheck).
+    std::string health_check_path;
+    /// Answer Adobe Flash's `<policy-file-request/>` with `flash_policy_xml` followed by a
+    /// NUL byte, then close (em-websocket always did; can be turned off).
+    bool flash_policy = true;
+    /// The cross-domain policy sent; the default allows every domain and port.
+    std::string flash_policy_xml =
+        "<?xml version=\"1.0\"?><cross-domain-policy>"
+        "<allow-access-from domain=\"*\" to-ports=\"*\"/></cross-domain-policy>";
 
     /// Largest frame payload accepted; above it the connection is failed with 1009 as soon
     /// as the frame header arrives. em-websocket's default.
@@ -82,6 +192,10 @@ struct server_options {
     /// the connection's executor. It must not throw. Default: log the report (application
     /// errors at level error, peer errors at debug).
     std::function<void(const error_report&)> on_error;
+    /// em-websocket's behaviour for handler exceptions: after on_error, rethrow the exception
+    /// out of io_context::run() (which usually ends the program). Off by default: the
+    /// connection is closed with 1011 and the server goes on.
+    bool rethrow_handler_exceptions = false;
 };
 
 }  // namespace wscoro

@@ -196,16 +196,16 @@ negotiation negotiate_hixie76(const http_request& request, std::span<const std::
     const auto answer = hixie76_challenge(*n1, *n2, body.first<8>());
     if (!answer) return internal_failure(version);
 
-    // -76 §5.2 steps 10-13; field order as em-websocket and pywebsocket send it (clients
-    // read the fields in any order, -76 §4.1).
+    // -76 §5.2 steps 10-13; field order as em-websocket and pywebsocket send it (the -76
+    // sample lists Origin first: a -76 client reads the fields in any order).
     std::string out =
         "HTTP/1.1 101 WebSocket Protocol Handshake\r\n"
         "Upgrade: WebSocket\r\n"
         "Connection: Upgrade\r\n";
     append_field(out, "Sec-WebSocket-Location", location(request, options.secure));
     append_field(out, "Sec-WebSocket-Origin", origin_of(request).value_or(std::string_view{}));
-    // A -76 client that named a subprotocol fails unless the server echoes it exactly (-76
-    // §4.1); -76 subprotocols are one opaque string, not a list.
+    // A -76 client that named a subprotocol fails unless the server echoes it exactly; -76
+    // subprotocols are one opaque string, not a list.
     const auto protocol = request.header("Sec-WebSocket-Protocol");
     if (protocol && !protocol->empty() && !has_field(options.extra, "Sec-WebSocket-Protocol"))
         append_field(out, "Sec-WebSocket-Protocol", *protocol);
@@ -251,6 +251,10 @@ int detect_version(const http_request& request) noexcept {
     }
     if (request.header("Sec-WebSocket-Key1") || request.header("Sec-WebSocket-Key2"))
         return version_hixie76;
+    // Only hybi-04+ clients send Sec-WebSocket-Key, and they all send a version too: without
+    // one, no protocol fits (em-websocket answers with hixie-75, which such a client cannot
+    // read). 0 gets the RFC 6455 §4.4 answer listing the versions we speak.
+    if (request.header("Sec-WebSocket-Key")) return 0;
     return version_hixie75;
 }
 

@@ -15,12 +15,12 @@
 
 // Where the vectors come from:
 // - [draft-75] / [draft-76]: the sample handshakes of draft-hixie-thewebsocketprotocol-75
-//   §1.2 and -76 §1.2 / §1.3 (the key walk-through "18x 6]8vM;54 ..." -> 155712099), as
-//   quoted verbatim by many implementations' tests (Fleck, pywebsocket, x/net/websocket,
-//   netty); the draft texts themselves were not retrievable here. -76's sample answer lists
-//   Sec-WebSocket-Origin before Sec-WebSocket-Location; we send Location first (em-websocket,
-//   pywebsocket, -76 §5.2 step 11), which a -76 client reads in any order, so that vector is
-//   checked byte for byte with our order and field-set-equal with the draft's.
+//   and -76, and -76's key walk-through ("18x 6]8vM;54 ..." -> 155712099), as quoted
+//   verbatim by several implementations' tests and docs (Fleck, x/net/websocket, netty,
+//   Protocol::WebSocket); the draft texts themselves were not retrievable here. -76's sample
+//   answer lists Sec-WebSocket-Origin before Sec-WebSocket-Location; we send Location first
+//   (as em-websocket and pywebsocket do), which a -76 client reads in any order, so that
+//   vector is checked byte for byte with our order and field-set-equal with the draft's.
 // - [em]: em-websocket.md §2.2, verified on the wire against em-websocket 0.5.1.
 // - [pyws]: pywebsocket's test_handshake_hybi04.py (its fixed server nonce).
 // - [rfc]: RFC 6455 §1.2/§1.3 (key dGhlIHNhbXBsZSBub25jZQ== -> s3pPLMBiTxaQ9kYGzzhZRbK+xOo=).
@@ -125,7 +125,7 @@ constexpr std::string_view resp_400_bad_key =
 
 // --- hixie-75 ---
 
-// [draft-75] §1.2 sample handshake.
+// [draft-75] sample handshake.
 constexpr std::string_view draft75_request =
     "GET /demo HTTP/1.1\r\n"
     "Upgrade: WebSocket\r\n"
@@ -161,7 +161,7 @@ constexpr std::string_view em75_response =
 
 // --- hixie-76 / hybi-00 ---
 
-// [draft-76] §1.2 sample handshake (field order as in the draft), key3 = "^n:ds[4U".
+// [draft-76] sample handshake (field order as in the draft), key3 = "^n:ds[4U".
 constexpr std::string_view draft76_head =
     "GET /demo HTTP/1.1\r\n"
     "Host: example.com\r\n"
@@ -215,7 +215,7 @@ constexpr std::string_view em76_response =
 
 // --- hybi-04..08, RFC 6455 ---
 
-// A hybi-04..10 style request ([pyws] / hybi-04 §1.3 shape): Sec-WebSocket-Origin, not Origin.
+// A hybi-04..10 style request ([pyws]): Sec-WebSocket-Origin, not Origin.
 std::string hybi_request(std::string_view version) {
     std::string r =
         "GET /demo HTTP/1.1\r\n"
@@ -297,6 +297,9 @@ TEST_CASE("detect_version follows em-websocket's order, strictly parsed") {
     CHECK(v(base + "Sec-WebSocket-Key2: 1 a\r\n\r\n") == 76);  // em-websocket says 75
     CHECK(v(base + "Sec-WebSocket-Key1: 1 a\r\nSec-WebSocket-Draft: 2\r\n\r\n") == 2);
     CHECK(v(base + "Sec-WebSocket-Draft: 3\r\nSec-WebSocket-Version: 8\r\n\r\n") == 8);
+    // A hybi key without a version fits no protocol (em-websocket says 75).
+    CHECK(v(base + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n") == 0);
+    CHECK(v(base + "Sec-WebSocket-Key: x\r\nSec-WebSocket-Key1: 1 a\r\n\r\n") == 76);
     for (int n : {0, 1, 4, 5, 6, 7, 8, 9, 12, 13, 14, 75, 76, 255})
         CHECK(v(base + "Sec-WebSocket-Version: " + std::to_string(n) + "\r\n\r\n") == n);
     // Not a plain decimal 0..255 without leading zeros (RFC 6455 §4.1 ABNF): 0.
@@ -322,7 +325,7 @@ TEST_CASE("origin_of prefers Origin, then Sec-WebSocket-Origin") {
 }
 
 TEST_CASE("hixie76_key_number") {
-    // [draft-76] §1.3 walk-through and §1.2 sample; [em].
+    // [draft-76] key walk-through and sample handshake; [em].
     CHECK(hixie76_key_number("18x 6]8vM;54 *(5:  {   U1]8  z [  8") == 155712099u);
     CHECK(hixie76_key_number("1_ tx7X d  <  nw  334J702) 7]o}` 0") == 173347027u);
     CHECK(hixie76_key_number("4 @1  46546xW%0l 1 5") == 829309203u);
@@ -348,7 +351,7 @@ TEST_CASE("hixie76_challenge") {
     auto as_string = [](const std::array<std::byte, 16>& a) {
         return std::string(reinterpret_cast<const char*>(a.data()), a.size());
     };
-    // [draft-76] §1.2 and §1.3, [em]; all recomputed with [py].
+    // [draft-76] sample and walk-through, [em]; all recomputed with [py].
     CHECK(as_string(*hixie76_challenge(829309203, 259970620, key3("^n:ds[4U"))) ==
           "8jKS'y:G*Co,Wxa-");
     CHECK(as_string(*hixie76_challenge(155712099, 173347027, key3("Tm[K T2u"))) ==
@@ -605,6 +608,10 @@ TEST_CASE("unsupported versions: 426 listing 13, 8, 7") {
     }
     check_rejected(run(replace(draft76_head, "\r\n\r\n", "\r\nSec-WebSocket-Draft: 0\r\n\r\n")),
                    error::bad_sec_version, 426, resp_426_all);
+    // No version field at all on an RFC-style request: 426 as well, not a hixie-75 answer.
+    const auto r = run(replace(rfc_request, "Sec-WebSocket-Version: 13\r\n", ""));
+    CHECK(r.protocol_version == 0);
+    check_rejected(r, error::bad_sec_version, 426, resp_426_all);
 }
 
 TEST_CASE("repeated version field: 400, not a crash") {

@@ -61,7 +61,9 @@ inline const std::set<int>& all_versions() noexcept {
 /// 3. else 76 if `Sec-WebSocket-Key1` or `Sec-WebSocket-Key2` is present (em-websocket looks
 ///    at Key1 only, so a request that lost Key1 is taken for hixie-75; we take it for 76 and
 ///    answer 400 for the missing key);
-/// 4. else 75.
+/// 4. else 0 if `Sec-WebSocket-Key` is present (a hybi-04+ key without the version every
+///    such client sends; em-websocket would answer it as hixie-75);
+/// 5. else 75.
 /// A version field's value must be a plain decimal number as RFC 6455 §4.1 defines it
 /// (`0`..`255`, no sign, no leading zero, no surrounding text): anything else, e.g. "13abc"
 /// or "", gives 0, which no protocol uses. A repeated version field gives version_repeated.
