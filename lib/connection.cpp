@@ -6,6 +6,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/read.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <openssl/x509.h>
 #endif
 #include "wscoro/protocol/handshake.hpp"
+#include "wscoro/protocol/proxy_protocol.hpp"
 #include "wscoro/protocol/utf8.hpp"
 
 namespace wscoro::detail {
@@ -262,6 +264,65 @@ void connection_impl::apply_forwarded_headers() {
     }
 }
 
+asio::awaitable<std::optional<asio::ip::tcp::endpoint>> connection_impl::read_proxy_header() {
+    // With TLS behind the header, read exactly the header's bytes (TLS reads the socket
+    // itself afterwards): 6 bytes tell v1 ("PROXY ") from v2; v1 then comes a byte at a time
+    // up to its CRLF (at most 107 bytes), v2 as its fixed part and then its stated length.
+    // Without TLS, read freely: what follows stays in the read buffer for HTTP.
+    const bool exact = !std::holds_alternative<asio::ip::tcp::socket>(stream_);
+    protocol::proxy_header_parser parser;
+    std::size_t want = 6;
+    while (!parser.done() && !parser.failed()) {
+        if (rb_begin_ == rb_end_) {
+            prepare_read_buffer();
+            std::error_code ec;
+            std::size_t n = 0;
+            if (exact) {
+                auto op =
+                    asio::async_read(tcp(), asio::buffer(rbuf_.get() + rb_end_, want), use_tuple);
+                std::tie(ec, n) = co_await std::move(op);
+            } else {
+                auto op = tcp().async_read_some(
+                    asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_), use_tuple);
+                std::tie(ec, n) = co_await std::move(op);
+            }
+            rb_end_ += n;
+            if (ec) {
+                if (!socket_closed_) {
+                    set_close_info(close_code::abnormal, {}, false, ec);
+                    force_close();
+                }
+                co_return std::nullopt;
+            }
+        }
+        rb_begin_ += parser.feed(std::span(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_));
+        if (rb_begin_ == rb_end_) rb_begin_ = rb_end_ = 0;
+        if (exact && !parser.done() && !parser.failed()) {
+            const bool v1 = rbuf_[0] == std::byte{'P'} || want == 1;
+            want = v1 ? 1 : (want == 6 ? 10 : 1);
+        }
+    }
+    if (parser.failed()) {
+        const auto ec = parser.error();
+        report(ec, nullptr,
+               fmt::format("PROXY protocol header refused: {}", parser.error_detail()));
+        co_await refuse(ec, protocol::reject_response(ec));
+        co_return std::nullopt;
+    }
+    const auto& info = parser.info();
+    asio::ip::tcp::endpoint client = tcp().remote_endpoint();
+    if (!info.local && info.family == protocol::proxy_family::ipv4) {
+        asio::ip::address_v4::bytes_type b;
+        std::copy_n(info.source.address.begin(), 4, b.begin());
+        client = {asio::ip::address_v4(b), info.source.port};
+    } else if (!info.local && info.family == protocol::proxy_family::ipv6) {
+        asio::ip::address_v6::bytes_type b;
+        std::copy_n(info.source.address.begin(), 16, b.begin());
+        client = {asio::ip::address_v6(b), info.source.port};
+    }
+    co_return client;
+}
+
 asio::awaitable<bool> connection_impl::accept_handshake() {
     auto self = shared_from_this();  // timers and writes hold the connection, not the caller
     start_timer(config_->handshake_timeout, make_error_code(error::handshake_timeout));
@@ -270,9 +331,17 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     const auto peer = tcp().remote_endpoint(ep_ec);
     const auto local = tcp().local_endpoint(ep_ec);
     bool secure = config_->secure_proxy;
+    std::optional<asio::ip::tcp::endpoint> proxied_client;
+
+    // 1. A PROXY protocol header, from trusted proxies only (it names the real client).
+    if (config_->proxy_protocol && config_->is_trusted_proxy(peer.address())) {
+        auto result = co_await read_proxy_header();
+        if (!result) co_return false;  // refused or dropped
+        proxied_client = *result;
+    }
 
 #if WSCORO_HAS_TLS
-    // 1. TLS, inside the same handshake deadline.
+    // 2. TLS, inside the same handshake deadline.
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
         auto op = tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
         auto [ec] = co_await std::move(op);
@@ -289,7 +358,7 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     }
 #endif
 
-    // 2. The request head. A Flash policy request is recognised by its first byte: no HTTP
+    // 3. The request head. A Flash policy request is recognised by its first byte: no HTTP
     // method starts with '<'.
     protocol::http_request_parser parser(config_->http_limits);
     bool first_bytes = true;
@@ -319,14 +388,14 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     }
     const auto& req = parser.request();
 
-    // 3. A load balancer's health check (a plain GET of the configured path).
+    // 4. A load balancer's health check (a plain GET of the configured path).
     if (!config_->health_check_path.empty() && req.method == "GET" &&
         req.path() == config_->health_check_path && !req.has_token("Upgrade", "websocket")) {
         config_->log.log(log_level::debug, id_, "health check answered");
         co_return co_await refuse({}, protocol::error_response(200, "OK"));
     }
 
-    // 4. RFC 6455 §4.2.1: is this a valid upgrade request?
+    // 5. Is this a valid upgrade request?
     const auto check = protocol::check_upgrade(req);
     if (check.ec) {
         report(check.ec, nullptr, "handshake rejected: " + check.ec.message());
@@ -335,12 +404,13 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     handshake_ = handshake_info(std::move(parser).take_request(), check.protocol_version, secure,
                                 peer, local);
     collect_tls_details();
+    if (proxied_client) handshake_.remote_ = *proxied_client;
     apply_forwarded_headers();
     config_->log.log(log_level::debug, id_, "handshake: GET {} from {} (version {})",
                      handshake_.target(), handshake_.remote_endpoint().address().to_string(),
                      handshake_.protocol_version());
 
-    // 5. The application's decision: auth, routing, subprotocol, extra headers.
+    // 6. The application's decision: auth, routing, subprotocol, extra headers.
     std::vector<protocol::http_header> extra;
     if (config_->on_handshake) {
         handshake_decision decision;
@@ -387,7 +457,7 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
             extra.push_back(std::move(h));
     }
 
-    // 6. Switching protocols.
+    // 7. Switching protocols.
     const auto response = protocol::accept_response(handshake_.request(), extra);
     auto op = std::visit(
         [&](auto& s) { return asio::async_write(s, asio::buffer(response), use_tuple); }, stream_);

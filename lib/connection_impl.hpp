@@ -153,6 +153,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // opening handshake steps
     asio::awaitable<std::error_code> read_more();
+    asio::awaitable<std::optional<asio::ip::tcp::endpoint>> read_proxy_header();
     asio::awaitable<bool> refuse(std::error_code ec, std::string response);
     asio::awaitable<bool> answer_flash_policy();
     void apply_forwarded_headers();

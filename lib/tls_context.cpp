@@ -3,7 +3,9 @@
 #if WSCORO_HAS_TLS
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <strings.h>
+#include <asio/ssl/error.hpp>
 
 #include <stdexcept>
 #include <system_error>
@@ -24,6 +26,12 @@ std::string openssl_errors() {
 
 [[noreturn]] void fail(const std::string& what, const std::error_code& ec = {}) {
     std::string msg = "wscoro TLS: " + what;
+    // OpenSSL already checks a key against the certificate while loading it; say so plainly.
+    // (Asio moves OpenSSL's error into `ec`, whose value is the packed ERR code.)
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH ||
+        (ec && ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH))
+        msg += ": the private key does not match the certificate";
     const auto details = openssl_errors();
     if (!details.empty()) msg += " (" + details + ")";
     throw std::system_error(ec ? ec : std::make_error_code(std::errc::invalid_argument), msg);

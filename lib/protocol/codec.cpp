@@ -37,8 +37,7 @@ bool sha1(std::initializer_list<std::span<const std::byte>> parts, hybi04_key& o
         ok = ok && EVP_DigestUpdate(ctx, part.data(), part.size()) == 1;
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int digest_len = 0;
-    ok = ok && EVP_DigestFinal_ex(ctx, digest.data(), &digest_len) == 1 &&
-         digest_len == out.size();
+    ok = ok && EVP_DigestFinal_ex(ctx, digest.data(), &digest_len) == 1 && digest_len == out.size();
     EVP_MD_CTX_free(ctx);
     if (ok) std::memcpy(out.data(), digest.data(), out.size());
     return ok;
@@ -295,7 +294,7 @@ decoder_event hixie_decoder::next(std::span<std::byte> in, std::size_t& consumed
                 }
 
                 if (end != nullptr) {
-                    // hixie-76 §5.3: a text message must not end inside a code point.
+                    // hixie-76 §5.3: the frame is read as UTF-8, so it must not end mid code point.
                     if (!utf8_.complete()) {
                         consumed = pos;
                         return fail(make(error::bad_frame_payload));
@@ -342,8 +341,7 @@ decoder_event hixie_decoder::next(std::span<std::byte> in, std::size_t& consumed
 
 hybi_decoder::hybi_decoder(role r, int draft, frame_limits limits,
                            std::size_t contiguous_limit) noexcept
-    : role_(r),
-      more_bit_(draft <= 3),
+    : more_bit_(draft <= 3),
       close_codes_(draft >= 6),
       // Only client-to-server frames are masked (hybi-04 .. -06); 01-03 mask nothing.
       masking_(r == role::client ? masking::none
@@ -468,9 +466,9 @@ hybi_decoder::header_status hybi_decoder::read_header(std::span<const std::byte>
         if (prefix_len_ < prefix) return header_status::incomplete;
         // hybi-04: the frame's mask is SHA-1 of the 4-byte nonce followed by the
         // connection's masking key.
-        if (masking_ == masking::sha1_04 &&
-            !sha1({std::span<const std::byte>(prefix_), std::span<const std::byte>(connection_key_)},
-                  frame_mask_)) {
+        if (masking_ == masking::sha1_04 && !sha1({std::span<const std::byte>(prefix_),
+                                                   std::span<const std::byte>(connection_key_)},
+                                                  frame_mask_)) {
             // libcrypto failed: our fault, not the peer's (1011).
             ec = make(error::application_error);
             return header_status::failed;
@@ -601,9 +599,11 @@ decoder_event hybi_decoder::next(std::span<std::byte> in, std::size_t& consumed)
                     return finish_control(body);
                 }
 
-                const auto avail = static_cast<std::size_t>(std::min<std::uint64_t>(have, remaining_));
+                const auto avail =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(have, remaining_));
                 // Bytes up to prepared_ were unmasked and checked by an earlier call.
-                const auto done = static_cast<std::size_t>(std::min<std::uint64_t>(prepared_, avail));
+                const auto done =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(prepared_, avail));
                 if (!prepare(in.subspan(pos + done, avail - done), frame_offset_ + done))
                     return fail(make(error::bad_frame_payload));
 
@@ -686,7 +686,8 @@ std::error_code append_hybi01_frame(std::vector<std::byte>& out, opcode op, bool
     out.resize(start + hybi_header_size(payload.size()) + payload.size());
     std::byte* p = out.data() + start;
     // hybi-01..03 §4.2: MORE (bit 7) set on every frame but the last.
-    const std::byte b0 = static_cast<std::byte>(to_draft_opcode(op)) | (fin ? std::byte{0} : high_bit);
+    const std::byte b0 =
+        static_cast<std::byte>(to_draft_opcode(op)) | (fin ? std::byte{0} : high_bit);
     p += write_hybi_header(p, b0, payload.size());
     if (!payload.empty()) std::memcpy(p, payload.data(), payload.size());
     return {};
@@ -714,7 +715,8 @@ std::error_code append_hybi04_frame(std::vector<std::byte>& out, opcode op, bool
     const std::size_t h = write_hybi_header(frame, fin_first_byte(op, fin), payload.size());
     if (!payload.empty()) std::memcpy(frame + h, payload.data(), payload.size());
     // hybi-04: everything after the nonce, header included, is masked.
-    if (nonce != nullptr) xor_mask20(std::span<std::byte>(frame, h + payload.size()), frame_mask, 0);
+    if (nonce != nullptr)
+        xor_mask20(std::span<std::byte>(frame, h + payload.size()), frame_mask, 0);
     return {};
 }
 
@@ -758,8 +760,7 @@ decoder_variant make_decoder(role r, wire_format f, int version, frame_limits li
         case wire_format::hybi05:
             break;
     }
-    return decoder_variant(std::in_place_type<hybi_decoder>, r, version, limits,
-                           contiguous_limit);
+    return decoder_variant(std::in_place_type<hybi_decoder>, r, version, limits, contiguous_limit);
 }
 
 // The version a codec built from a bare wire format behaves as.

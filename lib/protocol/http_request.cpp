@@ -166,6 +166,14 @@ std::size_t http_request_parser::feed(std::span<const std::byte> bytes) {
             fail(error::headers_too_large, "request head too large");
             return used;
         }
+        if (state_ == state::request_line && c != '\n' && c != '\r' && c != ' ' &&
+            !is_tchar(c) && line_.find(' ') == std::string::npos) {
+            // RFC 9112 §3.1: the method is a token. Judge it as the bytes arrive, so binary
+            // junk (or a Flash policy request when that is off) is answered at once rather
+            // than held until a line end that may never come.
+            fail(error::bad_http_request, "invalid character in method");
+            return used;
+        }
         if (c != '\n') {
             line_.push_back(c);
             continue;

@@ -403,8 +403,7 @@ void proxy_header_parser::step_v2_fixed(std::uint8_t b) {
         // accept this value"; commands other than LOCAL and PROXY: "receivers must drop
         // connections presenting unexpected values here".
         if ((b >> 4) != v2_version) return fail("unsupported v2 version");
-        if ((b & 0x0F) != cmd_local && (b & 0x0F) != cmd_proxy)
-            return fail("unknown v2 command");
+        if ((b & 0x0F) != cmd_local && (b & 0x0F) != cmd_proxy) return fail("unknown v2 command");
         return;
     }
     if (i == 13) {
@@ -434,7 +433,9 @@ void proxy_header_parser::step_v2_fixed(std::uint8_t b) {
         state_ = block_left_ == 0 ? state::done : state::v2_skip;
         return;
     }
-    address_size_ = family == fam_inet ? inet_block : family == fam_inet6 ? inet6_block : unix_block;
+    address_size_ = family == fam_inet    ? inet_block
+                    : family == fam_inet6 ? inet6_block
+                                          : unix_block;
     // §2.2: the length covers the address block of the family (12, 36 or 216 bytes); a
     // shorter one cannot hold the addresses.
     if (block_left_ < address_size_) return fail("v2 length shorter than the address block");

@@ -45,20 +45,56 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
 }
 
 ws_client::ws_client(asio::ip::tcp::socket socket)
-    : socket_(std::move(socket)), decoder_(protocol::role::client, {1u << 30, 1u << 30}, 0) {
+    : stream_(std::in_place_type<asio::ip::tcp::socket>, std::move(socket)),
+      decoder_(protocol::role::client, {1u << 30, 1u << 30}, 0) {
     buf_.resize(256 * 1024);
 }
 
-asio::awaitable<ws_client> ws_client::connect_raw(asio::ip::tcp::endpoint ep) {
+ws_client::ws_client(std::shared_ptr<asio::ssl::context> ctx, tls_stream stream)
+    : tls_ctx_(std::move(ctx)),
+      stream_(std::in_place_type<tls_stream>, std::move(stream)),
+      decoder_(protocol::role::client, {1u << 30, 1u << 30}, 0) {
+    buf_.resize(256 * 1024);
+}
+
+asio::ip::tcp::socket& ws_client::socket() {
+    if (auto* t = std::get_if<tls_stream>(&stream_)) return t->next_layer();
+    return std::get<asio::ip::tcp::socket>(stream_);
+}
+
+SSL* ws_client::tls_handle() {
+    auto* t = std::get_if<tls_stream>(&stream_);
+    return t ? t->native_handle() : nullptr;
+}
+
+asio::awaitable<ws_client> ws_client::connect_raw(asio::ip::tcp::endpoint ep,
+                                                  const tls_client_options* tls) {
     asio::ip::tcp::socket s(co_await asio::this_coro::executor);
     co_await s.async_connect(ep, asio::use_awaitable);
     s.set_option(asio::ip::tcp::no_delay(true));
-    co_return ws_client(std::move(s));
+    if (!tls) co_return ws_client(std::move(s));
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    if (!tls->ca_pem.empty()) {
+        ctx->add_certificate_authority(asio::buffer(tls->ca_pem));
+        ctx->set_verify_mode(asio::ssl::verify_peer);
+    } else {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+    }
+    if (!tls->cert_pem.empty()) {
+        ctx->use_certificate_chain(asio::buffer(tls->cert_pem));
+        ctx->use_private_key(asio::buffer(tls->key_pem), asio::ssl::context::pem);
+    }
+    tls_stream ts(std::move(s), *ctx);
+    if (!tls->server_name.empty())
+        SSL_set_tlsext_host_name(ts.native_handle(), tls->server_name.c_str());
+    co_await ts.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+    co_return ws_client(std::move(ctx), std::move(ts));
 }
 
 asio::awaitable<ws_client> ws_client::connect(asio::ip::tcp::endpoint ep, std::string target,
-                                              std::string extra_headers) {
-    auto c = co_await connect_raw(ep);
+                                              std::string extra_headers,
+                                              const tls_client_options* tls) {
+    auto c = co_await connect_raw(ep, tls);
     const auto key = protocol::generate_key();
     auto request = protocol::client_request("127.0.0.1", target, key);
     // splice extra header lines in before the final empty line
@@ -71,8 +107,13 @@ asio::awaitable<ws_client> ws_client::connect(asio::ip::tcp::endpoint ep, std::s
 }
 
 asio::awaitable<void> ws_client::write_raw(std::span<const std::byte> data) {
-    co_await asio::async_write(socket_, asio::buffer(data.data(), data.size()),
-                               asio::use_awaitable);
+    auto op = std::visit(
+        [&](auto& s) {
+            return asio::async_write(s, asio::buffer(data.data(), data.size()),
+                                     asio::use_awaitable);
+        },
+        stream_);
+    co_await std::move(op);
 }
 
 asio::awaitable<void> ws_client::write_raw(std::string_view data) {
@@ -112,8 +153,12 @@ asio::awaitable<std::size_t> ws_client::read_some(std::chrono::milliseconds limi
     }
     asio::steady_timer timer(co_await asio::this_coro::executor);
     timer.expires_after(limit);
-    auto read =
-        socket_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_), use_tuple);
+    auto read = std::visit(
+        [&](auto& s) {
+            return s.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
+                                     use_tuple);
+        },
+        stream_);
     auto wait = timer.async_wait(use_tuple);
     auto result = co_await (std::move(read) || std::move(wait));
     if (result.index() == 1) {
@@ -152,7 +197,7 @@ asio::awaitable<received> ws_client::next(std::chrono::milliseconds limit) {
             r.eof = !timed_out;
             // As browsers do: once the server has closed, close our side too.
             std::error_code ignored;
-            if (r.eof) socket_.close(ignored);
+            if (r.eof) socket().close(ignored);
             co_return r;
         }
     }

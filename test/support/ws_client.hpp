@@ -5,13 +5,17 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "wscoro/protocol/frame.hpp"
@@ -37,15 +41,31 @@ struct received {
     }
 };
 
+/// How a test client speaks TLS (wss://).
+struct tls_client_options {
+    std::string server_name;  ///< SNI name to send ("" sends none)
+    std::string ca_pem;       ///< verify the server against this certificate ("" verifies nothing)
+    std::string cert_pem;     ///< client certificate for mutual TLS ("" for none)
+    std::string key_pem;
+};
+
 class ws_client {
   public:
+    using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
+
     explicit ws_client(asio::ip::tcp::socket socket);
+    ws_client(std::shared_ptr<asio::ssl::context> ctx, tls_stream stream);
 
     /// Connects and completes the opening handshake for `target` (throws on failure).
     static asio::awaitable<ws_client> connect(asio::ip::tcp::endpoint ep, std::string target = "/",
-                                              std::string extra_headers = {});
-    /// Connects without a handshake (for raw HTTP / byte scripts).
-    static asio::awaitable<ws_client> connect_raw(asio::ip::tcp::endpoint ep);
+                                              std::string extra_headers = {},
+                                              const tls_client_options* tls = nullptr);
+    /// Connects (and does the TLS handshake if `tls`) without a WebSocket handshake, for raw
+    /// HTTP / byte scripts. Throws on failure.
+    static asio::awaitable<ws_client> connect_raw(asio::ip::tcp::endpoint ep,
+                                                  const tls_client_options* tls = nullptr);
+    /// After a TLS connect: the OpenSSL handle (nullptr for plain TCP).
+    SSL* tls_handle();
 
     asio::awaitable<void> write_raw(std::span<const std::byte> bytes);
     asio::awaitable<void> write_raw(std::string_view bytes);
@@ -62,14 +82,14 @@ class ws_client {
     /// Reads an HTTP response head (up to the empty line).
     asio::awaitable<std::string> read_http_head(std::chrono::milliseconds limit = 5000ms);
 
-    /// Frames the server sent and the decoder has not returned yet stay buffered here.
-    asio::ip::tcp::socket& socket() { return socket_; }
+    asio::ip::tcp::socket& socket();
     void set_limits(protocol::frame_limits l) { decoder_.set_limits(l); }
 
   private:
     asio::awaitable<std::size_t> read_some(std::chrono::milliseconds limit, bool& timed_out);
 
-    asio::ip::tcp::socket socket_;
+    std::shared_ptr<asio::ssl::context> tls_ctx_;
+    std::variant<asio::ip::tcp::socket, tls_stream> stream_;
     protocol::message_decoder decoder_;
     std::vector<std::byte> buf_;
     std::size_t begin_ = 0;

@@ -265,9 +265,9 @@ codec make(const setup& s, std::size_t contiguous_limit) {
 // Runs `run(chunker, contiguous_limit)` fed whole, byte by byte and split in two at every
 // boundary (a sample of them for long inputs), each with contiguous_limit 0, 16 and 64 KiB;
 // every run must give `want`.
-void check_runs(std::size_t n, const std::vector<rec>& want,
-                const std::function<run_result(const std::function<std::size_t()>&,
-                                               std::size_t)>& run) {
+void check_runs(
+    std::size_t n, const std::vector<rec>& want,
+    const std::function<run_result(const std::function<std::size_t()>&, std::size_t)>& run) {
     std::vector<std::size_t> splits;
     for (std::size_t k = 1; k < n; ++k)
         if (n <= 4096 || k <= 40 || k + 40 >= n || k % 1021 == 0) splits.push_back(k);
@@ -609,16 +609,17 @@ TEST_SUITE("codec") {
     TEST_CASE("hybi-04: client frames masked with SHA-1(nonce + connection key)") {
         // Computed with Python: nonce 01 02 03 04, "Hello" as 84 05 48 65 6c 6c 6f.
         check_all(hybi04s, hex("01 02 03 04 1a 92 04 57 e8 74 fb"), {text("Hello")});
-        check_all(hybi04s, masked04(nonce_a, plain(0x04, "Hel")) + masked04(nonce_b, plain(0x80, "lo")),
+        check_all(hybi04s,
+                  masked04(nonce_a, plain(0x04, "Hel")) + masked04(nonce_b, plain(0x80, "lo")),
                   {text("Hello")});
         // 5 fragments, a fresh nonce each, ping and pong in between; the mask cycles over
         // 20 bytes across a 300-byte binary frame.
-        const bytes wire = masked04(nonce_b, plain(0x04, "a")) + masked04(nonce_a, plain(0x00, "b")) +
-                           masked04(nonce_b, plain(0x82, "p")) + masked04(nonce_a, plain(0x00, "c")) +
-                           masked04(nonce_b, plain(0x00, "d")) + masked04(nonce_a, plain(0x83, "")) +
-                           masked04(nonce_b, plain(0x80, "e")) +
-                           masked04(nonce_a, plain(0x85, pattern(300))) +
-                           masked04(nonce_b, plain(0x81, ""));
+        const bytes wire =
+            masked04(nonce_b, plain(0x04, "a")) + masked04(nonce_a, plain(0x00, "b")) +
+            masked04(nonce_b, plain(0x82, "p")) + masked04(nonce_a, plain(0x00, "c")) +
+            masked04(nonce_b, plain(0x00, "d")) + masked04(nonce_a, plain(0x83, "")) +
+            masked04(nonce_b, plain(0x80, "e")) + masked04(nonce_a, plain(0x85, pattern(300))) +
+            masked04(nonce_b, plain(0x81, ""));
         check_all(hybi04s, wire,
                   {ping("p"), pong(""), text("abcde"), binary(pattern(300)), closed_empty()});
         check_all(hybi04s, masked04(nonce_a, plain(0x85, pattern(70000, 9))),
@@ -662,12 +663,10 @@ TEST_SUITE("codec") {
                             masked05(key_rfc, plain(0x00, "ll")) +
                             masked05(key_other, plain(0x80, "o"));
         check_all(hybi06s, three, {text("Hello")});
-        const bytes five = masked05(key_em, plain(0x05, hex("01"))) +
-                           masked05(key_rfc, plain(0x00, hex("02"))) +
-                           masked05(key_other, plain(0x82, "ping")) +
-                           masked05(key_em, plain(0x00, hex("03"))) +
-                           masked05(key_rfc, plain(0x00, hex("04"))) +
-                           masked05(key_other, plain(0x80, hex("05")));
+        const bytes five =
+            masked05(key_em, plain(0x05, hex("01"))) + masked05(key_rfc, plain(0x00, hex("02"))) +
+            masked05(key_other, plain(0x82, "ping")) + masked05(key_em, plain(0x00, hex("03"))) +
+            masked05(key_rfc, plain(0x00, hex("04"))) + masked05(key_other, plain(0x80, hex("05")));
         check_all(hybi05s, five, {ping("ping"), binary(hex("01 02 03 04 05"))});
     }
 
@@ -698,7 +697,8 @@ TEST_SUITE("codec") {
         check_error(hybi06s, masked05(key_rfc, hex("84 85 01 02 03 04 00")),
                     error::bad_reserved_bits);
         check_error(hybi06s, masked05(key_rfc, plain(0x89, "")), error::bad_opcode);
-        check_error(hybi06s, masked05(key_rfc, plain(0x04, "a")) + masked05(key_rfc, plain(0x84, "b")),
+        check_error(hybi06s,
+                    masked05(key_rfc, plain(0x04, "a")) + masked05(key_rfc, plain(0x84, "b")),
                     error::bad_data_frame);
         check_error(hybi06s, masked05(key_rfc, plain(0x80, "a")), error::bad_continuation);
         check_error(hybi06s, masked05(key_rfc, plain(0x01, "")), error::bad_control_fragment);
@@ -977,9 +977,9 @@ TEST_SUITE("codec") {
                     // 5 fragments with a ping and a pong between them.
                     const char* parts[] = {"a", "b", "c", "d", "e"};
                     for (int i = 0; i < 5; ++i) {
-                        REQUIRE_FALSE(enc.append_frame(
-                            wire, i == 0 ? opcode::text : opcode::continuation, i == 4,
-                            txt(parts[i]), key()));
+                        REQUIRE_FALSE(enc.append_frame(wire,
+                                                       i == 0 ? opcode::text : opcode::continuation,
+                                                       i == 4, txt(parts[i]), key()));
                         if (i == 1) {
                             REQUIRE_FALSE(enc.append_frame(wire, opcode::ping, txt("p2"), key()));
                             want.push_back(ping("p2"));

@@ -187,7 +187,6 @@ class hybi_decoder {
     std::uint64_t header_missing() const noexcept;
     std::size_t extended_length_size() const noexcept;
 
-    role role_;
     bool more_bit_;     // drafts 01-03: bit 7 of byte 0 means MORE, not FIN
     bool close_codes_;  // draft 06
     masking masking_;

@@ -120,13 +120,13 @@ class proxy_header_parser {
 
   private:
     enum class state {
-        start,        // nothing received yet
-        v1_line,      // inside the v1 text line (its "PROXY " prefix included)
-        v2_fixed,     // inside the 16-byte v2 fixed part (signature, ver/cmd, fam, len)
-        v2_address,   // inside the v2 address block
-        v2_tlv_head,  // inside the 3-byte type/length of a TLV
-        v2_tlv_value, // inside a TLV's value
-        v2_skip,      // inside a v2 block whose content is ignored
+        start,         // nothing received yet
+        v1_line,       // inside the v1 text line (its "PROXY " prefix included)
+        v2_fixed,      // inside the 16-byte v2 fixed part (signature, ver/cmd, fam, len)
+        v2_address,    // inside the v2 address block
+        v2_tlv_head,   // inside the 3-byte type/length of a TLV
+        v2_tlv_value,  // inside a TLV's value
+        v2_skip,       // inside a v2 block whose content is ignored
         done,
         failed,
     };
