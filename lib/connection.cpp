@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #endif
 #include "wscoro/protocol/handshake.hpp"
+#include "wscoro/protocol/negotiate.hpp"
 #include "wscoro/protocol/proxy_protocol.hpp"
 #include "wscoro/protocol/utf8.hpp"
 
@@ -83,7 +84,7 @@ connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant st
       executor_(std::visit([](const auto& st) { return asio::any_io_executor(st); }, strand_)),
       config_(std::move(config)),
       id_(id),
-      decoder_(protocol::role::server, config_->limits,
+      decoder_(protocol::role::server, 13, config_->limits,
                read_buffer_size - protocol::max_header_size) {}
 
 connection_impl::~connection_impl() = default;
@@ -395,14 +396,33 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
         co_return co_await refuse({}, protocol::error_response(200, "OK"));
     }
 
-    // 5. Is this a valid upgrade request?
-    const auto check = protocol::check_upgrade(req);
-    if (check.ec) {
-        report(check.ec, nullptr, "handshake rejected: " + check.ec.message());
-        co_return co_await refuse(check.ec, protocol::reject_response(check.ec));
+    // 5. Which protocol version, and is this a valid upgrade request for it? hixie-76 and
+    // hybi-01..03 send 8 more bytes (key3) after the head: wait for them, within the
+    // handshake deadline.
+    auto request = std::move(parser).take_request();
+    protocol::negotiate_options nopts;
+    nopts.secure = secure;
+    nopts.versions = config_->protocol_versions;
+    auto pending = [this] {
+        return std::span<const std::byte>(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_);
+    };
+    auto n = protocol::negotiate(request, pending(), nopts);
+    while (n.kind == protocol::negotiation::need_more) {
+        if (const auto ec = co_await read_more()) {
+            if (!socket_closed_) {
+                set_close_info(close_code::abnormal, {}, false, ec);
+                report(ec, nullptr, "opening handshake failed: " + ec.message());
+                force_close();
+            }
+            co_return false;
+        }
+        n = protocol::negotiate(request, pending(), nopts);
     }
-    handshake_ = handshake_info(std::move(parser).take_request(), check.protocol_version, secure,
-                                peer, local);
+    if (n.kind == protocol::negotiation::rejected) {
+        report(n.ec, nullptr, "handshake rejected: " + n.ec.message());
+        co_return co_await refuse(n.ec, std::move(n.response));
+    }
+    handshake_ = handshake_info(std::move(request), n.protocol_version, secure, peer, local);
     collect_tls_details();
     if (proxied_client) handshake_.remote_ = *proxied_client;
     apply_forwarded_headers();
@@ -457,8 +477,22 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
             extra.push_back(std::move(h));
     }
 
-    // 7. Switching protocols.
-    const auto response = protocol::accept_response(handshake_.request(), extra);
+    // 7. Switching protocols, with the hook's fields (the answer is rebuilt with them; for
+    // hybi-04 that also draws the nonce the framing uses).
+    if (!extra.empty()) {
+        nopts.extra = std::move(extra);
+        n = protocol::negotiate(handshake_.request(), pending(), nopts);
+    }
+    rb_begin_ += n.consumed;  // key3
+    decoder_ = protocol::codec(protocol::role::server, n.protocol_version, config_->limits,
+                               read_buffer_size - protocol::max_header_size);
+    if (n.protocol_version == 4) {
+        protocol::hybi04_key key{};
+        protocol::make_hybi04_key(handshake_.header("Sec-WebSocket-Key").value_or(""), n.nonce,
+                                  key);
+        decoder_.set_hybi04_key(key);
+    }
+    const auto& response = n.response;
     auto op = std::visit(
         [&](auto& s) { return asio::async_write(s, asio::buffer(response), use_tuple); }, stream_);
     auto [wec, wn] = co_await std::move(op);
@@ -621,6 +655,14 @@ std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even
         (close_sent_ && op != opcode::close))
         return make_error_code(error::closed);
     log_frame("out", op, payload);
+    if (decoder_.format() != protocol::wire_format::rfc6455) [[unlikely]] {
+        // Older drafts: their own framing, or a clear error for what they cannot express.
+        const auto before = wbuf_.size();
+        if (const auto e = decoder_.append_frame(wbuf_, op, payload)) return e;
+        buffered_.fetch_add(wbuf_.size() - before, std::memory_order_relaxed);
+        schedule_flush();
+        return {};
+    }
     std::byte header[protocol::max_header_size];
     const auto hn = protocol::encode_header(header, op, true, payload.size());
     wbuf_.insert(wbuf_.end(), header, header + hn);
@@ -631,6 +673,17 @@ std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even
 }
 
 void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason) {
+    if (decoder_.format() != protocol::wire_format::rfc6455) {
+        // hixie: 0xFF 0x00; hybi-01..05: a Close without a body; hybi-06: code and reason.
+        if (socket_closed_ || close_sent_ || state_ == connection_state::handshake) return;
+        const auto before = wbuf_.size();
+        if (decoder_.append_close(wbuf_, code, reason.substr(0, 123))) return;
+        buffered_.fetch_add(wbuf_.size() - before, std::memory_order_relaxed);
+        close_sent_ = true;
+        log_frame("out", opcode::close, {});
+        schedule_flush();
+        return;
+    }
     std::byte body[125];
     std::size_t n = 0;
     if (code != 0) {

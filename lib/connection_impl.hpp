@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@
 #include "tls_context.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/options.hpp"
+#include "wscoro/protocol/codec.hpp"
 #include "wscoro/protocol/frame.hpp"
 
 namespace wscoro::detail {
@@ -58,6 +60,7 @@ struct connection_config {
     std::function<void(const error_report&)> on_error;
 
     bool secure_proxy = false;
+    std::set<int> protocol_versions;
     std::vector<ip_network> trusted_proxies;
     bool trust_forwarded_headers = false;
     bool proxy_protocol = false;
@@ -195,7 +198,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t rcap_ = 0;
     std::size_t rb_begin_ = 0;
     std::size_t rb_end_ = 0;
-    protocol::message_decoder decoder_;
+    protocol::codec decoder_;  // chosen by the negotiated protocol version
     bool reader_active_ = false;
 
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_

@@ -85,6 +85,8 @@ class error_category_impl final : public std::error_category {
                 return "ping or pong payload to send is above 125 bytes";
             case error::invalid_utf8_argument:
                 return "text to send is not valid UTF-8";
+            case error::unsupported_by_version:
+                return "the connection's protocol version cannot send this frame type";
             case error::application_error:
                 return "the connection handler threw an exception";
         }

@@ -53,6 +53,7 @@ std::shared_ptr<const detail::connection_config> make_config(const server_option
     c->log = logger(o.debug ? log_level::trace : o.log_level, o.log_sink);
     c->on_error = o.on_error;
     c->secure_proxy = o.secure_proxy;
+    c->protocol_versions = o.protocol_versions;
     for (const auto& p : o.trusted_proxies)
         c->trusted_proxies.push_back(detail::ip_network::parse(p));
     c->trust_forwarded_headers = o.trust_forwarded_headers;

@@ -89,13 +89,14 @@ enum class error {
     bad_close_payload,     ///< Close reason that is not valid UTF-8 (1007); §5.5.1
 
     // --- Connection and API ---
-    closed,                 ///< the connection is closed (or closing, for data frames)
-    close_timeout,          ///< the peer did not answer our Close within close_timeout
-    invalid_close_code,     ///< close() called with a code an endpoint may not send
-    reason_too_long,        ///< close() reason above 123 bytes (§5.5: control payload <= 125)
-    control_too_big,        ///< ping()/pong() payload above 125 bytes (§5.5)
-    invalid_utf8_argument,  ///< send() of text that is not valid UTF-8
-    application_error,      ///< the handler threw an exception (closed with 1011)
+    closed,                  ///< the connection is closed (or closing, for data frames)
+    close_timeout,           ///< the peer did not answer our Close within close_timeout
+    invalid_close_code,      ///< close() called with a code an endpoint may not send
+    reason_too_long,         ///< close() reason above 123 bytes (§5.5: control payload <= 125)
+    control_too_big,         ///< ping()/pong() payload above 125 bytes (§5.5)
+    invalid_utf8_argument,   ///< send() of text that is not valid UTF-8
+    application_error,       ///< the handler threw an exception (closed with 1011)
+    unsupported_by_version,  ///< the protocol version cannot send this (binary or ping on hixie)
 };
 
 /// Coarse groups of `wscoro::error` (and of some system errors), for `ec == condition::x`.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -159,6 +160,12 @@ struct server_options {
     std::string flash_policy_xml =
         "<?xml version=\"1.0\"?><cross-domain-policy>"
         "<allow-access-from domain=\"*\" to-ports=\"*\"/></cross-domain-policy>";
+
+    /// The WebSocket protocol versions accepted (em-websocket's set, all of them, by default):
+    /// 75 (hixie-75), 76 (hixie-76 = hybi-00), 1, 2, 3 (hybi-01..03), 4, 5, 6, 7, 8
+    /// (hybi-04..12) and 13 (hybi-13..17, RFC 6455). A request for another version is
+    /// answered 426 with `Sec-WebSocket-Version` listing the allowed ones among 13, 8, 7.
+    std::set<int> protocol_versions{75, 76, 1, 2, 3, 4, 5, 6, 7, 8, 13};
 
     /// Largest frame payload accepted; above it the connection is failed with 1009 as soon
     /// as the frame header arrives. em-websocket's default.

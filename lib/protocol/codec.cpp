@@ -668,7 +668,7 @@ std::error_code append_hixie_frame(std::vector<std::byte>& out, opcode op,
         return {};
     }
     // hixie-75/76 define text frames only (binary, ping and pong do not exist).
-    if (op != opcode::text) return make(error::bad_opcode);
+    if (op != opcode::text) return make(error::unsupported_by_version);
     // A 0xFF would end the frame early (and is never part of valid UTF-8).
     if (!payload.empty() && std::memchr(payload.data(), 0xFF, payload.size()) != nullptr)
         return make(error::invalid_utf8_argument);
@@ -807,7 +807,7 @@ std::error_code codec::append_frame(std::vector<std::byte>& out, opcode op, bool
     switch (format_) {
         case wire_format::hixie:
             // hixie has no fragmentation.
-            if (!fin) return make(error::bad_opcode);
+            if (!fin) return make(error::unsupported_by_version);
             return append_hixie_frame(out, op, payload);
         case wire_format::hybi01:
             return append_hybi01_frame(out, op, fin, payload);

@@ -696,14 +696,14 @@ def _(ctx):
     rejected(ctx, upgrade_request(ctx, key), 400)
 
 
-@case("H.6", "Sec-WebSocket-Version: 8 -> HTTP 426 with Sec-WebSocket-Version: 13")
+@case("H.6", "Sec-WebSocket-Version: 12 (never sent by any draft) -> HTTP 426 listing 13")
 def _(ctx):
     def check(headers):
         versions = [v.strip() for h in headers.get("sec-websocket-version", [])
                     for v in h.split(",")]
         if "13" not in versions:   # RFC 6455 §4.4
             raise Failure(f"426 response lists Sec-WebSocket-Version {versions!r}, not 13")
-    rejected(ctx, upgrade_request(ctx, new_key(), version="8"), 426, check)
+    rejected(ctx, upgrade_request(ctx, new_key(), version="12"), 426, check)
 
 
 @case("H.7", "POST upgrade request -> HTTP 405")
