@@ -38,6 +38,24 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
                 std::exit(2);
             }
             options.port = static_cast<std::uint16_t>(port);
+        } else if (arg == "--tls-cert") {
+            options.secure = true;
+            options.tls.cert_chain_file = std::string(value());
+        } else if (arg == "--tls-key") {
+            options.secure = true;
+            options.tls.private_key_file = std::string(value());
+        } else if (arg == "--tls-key-pass") {
+            options.tls.private_key_pass = std::string(value());
+        } else if (arg == "--max-message-size") {
+            const auto v = value();
+            std::uint64_t n = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || p != v.data() + v.size() || n == 0) {
+                fmt::print(stderr, "bad size '{}'\n{}", v, usage);
+                std::exit(2);
+            }
+            options.max_message_size = n;
+            options.max_frame_size = n;
         } else if (arg == "--debug") {
             options.debug = true;
         } else if (arg == "--help" || arg == "-h") {

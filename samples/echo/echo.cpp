@@ -1,7 +1,8 @@
 // An exact echo server: text comes back as text, binary as binary, pings are answered,
 // closes are answered with the same code. Used by the conformance suites and benchmarks.
 //
-//     echo [--host 127.0.0.1] [--port 8080] [--debug]
+//     echo [--host 127.0.0.1] [--port 8080] [--tls-cert FILE --tls-key FILE]
+//          [--max-message-size BYTES] [--debug]
 
 #include <fmt/format.h>
 #include <asio/io_context.hpp>
@@ -18,8 +19,10 @@ asio::awaitable<void> echo(wscoro::connection ws) {
 }
 
 constexpr std::string_view usage =
-    "usage: echo [--host ADDRESS] [--port PORT] [--debug]\n"
-    "  An exact WebSocket echo server (default 127.0.0.1:8080).\n";
+    "usage: echo [--host ADDRESS] [--port PORT] [--tls-cert FILE --tls-key FILE\n"
+    "            [--tls-key-pass PASSWORD]] [--max-message-size BYTES] [--debug]\n"
+    "  An exact WebSocket echo server (default 127.0.0.1:8080), over wss:// with\n"
+    "  --tls-cert/--tls-key (PEM files). --max-message-size also raises the frame limit.\n";
 
 }  // namespace
 
