@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <asio/use_awaitable.hpp>
 #include <cerrno>
 #include <mutex>
@@ -248,5 +249,71 @@ TEST_SUITE("server") {
         for (auto& e : f.errors)
             saw_emfile |= e.code.value() == EMFILE;
         CHECK(saw_emfile);
+    }
+
+    TEST_CASE("log levels: payloads only at trace, frames from debug, quiet at info") {
+        struct captured {
+            std::vector<std::pair<log_level, std::string>> lines;
+            bool has(std::string_view needle) const {
+                for (auto& l : lines)
+                    if (l.second.find(needle) != std::string::npos) return true;
+                return false;
+            }
+        };
+        auto run_with = [](log_level level, captured& out) {
+            server_fixture f;
+            f.options.log_level = level;
+            std::mutex m;
+            f.options.log_sink = [&](log_level l, std::uint64_t id, std::string_view text) {
+                std::lock_guard lock(m);
+                out.lines.emplace_back(l, std::string(text) + " #" + std::to_string(id));
+            };
+            f.start(echo);
+            f.run([&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint(), "/levels");
+                co_await c.send_text("secret payload");
+                (void)co_await c.next();
+                co_await c.send_close(1000);
+                (void)co_await c.next();
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            });
+        };
+        captured trace, debug, info;
+        run_with(log_level::trace, trace);
+        run_with(log_level::debug, debug);
+        run_with(log_level::info, info);
+        CHECK(trace.has("'secret payload'"));
+        CHECK(debug.has("frame in: text len=14"));
+        CHECK_FALSE(debug.has("secret payload"));
+        CHECK_FALSE(info.has("frame in"));
+        CHECK(info.has("listening on"));
+        for (auto& l : debug.lines)
+            CHECK(l.first >= log_level::debug);
+        // connection ids: frame lines carry the connection's id, the listener's are #0
+        CHECK(debug.has("frame in: text len=14 #1"));
+        CHECK(info.has("listening on 127.0.0.1"));
+    }
+
+    TEST_CASE("the default sink writes timestamped lines") {
+        // Redirect stderr into a pipe for the duration of one log line.
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        const int saved = dup(2);
+        dup2(fds[1], 2);
+        stderr_sink(log_level::warn, 42, "hello from the sink");
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        close(fds[1]);
+        char buf[512] = {};
+        const auto n = read(fds[0], buf, sizeof buf - 1);
+        close(fds[0]);
+        const std::string line(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+        CHECK(line.find("wscoro warn [#42] hello from the sink\n") != std::string::npos);
+        CHECK(line.size() > 24);
+        CHECK(line[4] == '-');
+        CHECK(line[10] == 'T');
+        CHECK(line.find("Z wscoro") != std::string::npos);
     }
 }
