@@ -326,7 +326,7 @@ asio::awaitable<std::optional<asio::ip::tcp::endpoint>> connection_impl::read_pr
 
 asio::awaitable<bool> connection_impl::accept_handshake() {
     auto self = shared_from_this();  // timers and writes hold the connection, not the caller
-    start_timer(config_->handshake_timeout, make_error_code(error::handshake_timeout));
+    start_timer(config_->timeouts.handshake, make_error_code(error::handshake_timeout));
     prepare_read_buffer();
     std::error_code ep_ec;
     const auto peer = tcp().remote_endpoint(ep_ec);
@@ -504,7 +504,85 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     }
     cancel_timer();
     state_ = connection_state::open;
+    start_keepalive();
     co_return true;
+}
+
+asio::awaitable<void> connection_impl::reject_busy() {
+    auto self = shared_from_this();
+    const auto ec = make_error_code(error::server_busy);
+    report(ec, nullptr, "connection refused: " + ec.message());
+    if (!std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
+        set_close_info(close_code::abnormal, {}, false, ec);
+        force_close();
+        co_return;
+    }
+    start_timer(config_->timeouts.handshake, make_error_code(error::handshake_timeout));
+    prepare_read_buffer();
+    const std::vector<protocol::http_header> retry{{"Retry-After", "1"}};
+    co_await refuse(ec, protocol::error_response(503, "server busy\n", retry));
+}
+
+void connection_impl::start_keepalive() {
+    const auto& t = config_->timeouts;
+    if (t.idle.count() <= 0 && t.ping_interval.count() <= 0) return;
+    keepalive_.emplace(executor_);
+    last_read_ = std::chrono::steady_clock::now();
+    arm_keepalive();
+}
+
+void connection_impl::arm_keepalive() {
+    using clock = std::chrono::steady_clock;
+    const auto& t = config_->timeouts;
+    auto next = clock::time_point::max();
+    if (t.idle.count() > 0) next = std::min(next, last_read_ + t.idle);
+    if (ping_outstanding_)
+        next = std::min(next, ping_deadline_);
+    else if (t.ping_interval.count() > 0 && protocol::has_ping(decoder_.format()))
+        next = std::min(next, last_read_ + t.ping_interval);
+    if (next == clock::time_point::max()) return;
+    keepalive_->expires_at(next);
+    keepalive_->async_wait([self = shared_from_this()](std::error_code ec) {
+        if (!ec) self->on_keepalive();
+    });
+}
+
+void connection_impl::on_keepalive() {
+    if (socket_closed_ || state_ != connection_state::open) return;
+    const auto& t = config_->timeouts;
+    const auto now = std::chrono::steady_clock::now();
+    if (ping_outstanding_ && now >= ping_deadline_) {
+        // Nothing came back, not even the Pong: the peer (or the path to it) is gone, so a
+        // closing handshake would only wait for nobody. Drop TCP.
+        const auto ec = make_error_code(error::pong_timeout);
+        set_close_info(close_code::abnormal, {}, false, ec);
+        report(ec, nullptr, ec.message());
+        force_close();
+        return;
+    }
+    if (t.idle.count() > 0 && now - last_read_ >= t.idle) {
+        const auto ec = make_error_code(error::idle_timeout);
+        report(ec, nullptr, ec.message());
+        close_for(ec, close_code::going_away, "idle timeout");
+        return;
+    }
+    if (!ping_outstanding_ && t.ping_interval.count() > 0 && now - last_read_ >= t.ping_interval &&
+        protocol::has_ping(decoder_.format())) {
+        if (!enqueue(opcode::ping, {}, false)) {
+            ping_outstanding_ = true;
+            ping_deadline_ = now + t.pong_timeout;
+        }
+    }
+    arm_keepalive();
+}
+
+void connection_impl::close_for(std::error_code why, std::uint16_t code, std::string_view reason) {
+    if (state_ != connection_state::open) return;
+    close_reason_ = why;
+    enqueue_close(code, reason);
+    state_ = connection_state::closing;
+    start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
+    notify();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,7 +647,16 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                 log_frame("in", opcode::ping, ev.payload);
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload (unless we
                 // already sent our Close, after which we send nothing more).
-                if (!close_sent_) enqueue(opcode::pong, ev.payload, true);
+                if (close_sent_) {
+                } else if (buffered_.load(std::memory_order_relaxed) <= config_->write_high_water) {
+                    enqueue(opcode::pong, ev.payload, true);
+                } else {
+                    // A ping flood from a peer that does not read: keep only the latest
+                    // ping, answered once the queue drains, so memory stays bounded.
+                    std::copy(ev.payload.begin(), ev.payload.end(), late_pong_.begin());
+                    late_pong_size_ = ev.payload.size();
+                    late_pong_pending_ = true;
+                }
                 if (deliver_control) co_return message(message_type::ping, ev.payload);
                 continue;
             case protocol::event_kind::pong:
@@ -600,6 +687,10 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             co_return std::nullopt;
         }
         rb_end_ += n;
+        if (keepalive_) {  // any bytes prove the peer alive
+            last_read_ = std::chrono::steady_clock::now();
+            ping_outstanding_ = false;
+        }
     }
 }
 
@@ -736,6 +827,11 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         notify();
         return;
     }
+    if (late_pong_pending_ &&
+        buffered_.load(std::memory_order_relaxed) <= config_->write_low_water) {
+        late_pong_pending_ = false;
+        enqueue(opcode::pong, std::span<const std::byte>(late_pong_.data(), late_pong_size_), true);
+    }
     start_write();
     notify();
 }
@@ -750,9 +846,16 @@ asio::awaitable<void> connection_impl::send_frame(opcode op, std::span<const std
                                                   std::error_code* ec) {
     // The common path creates no further coroutine frame: Asio recycles only a couple of
     // frames per thread, so nesting more would allocate per message.
-    const auto e = enqueue(op, payload, false);
-    if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water)
+    auto e = enqueue(op, payload, false);
+    if (!e && config_->slow_consumer == slow_consumer_policy::close) {
+        if (buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
+            e = make_error_code(error::slow_consumer);
+            report(e, nullptr, e.message());
+            close_for(e, close_code::policy_violation, "slow consumer");
+        }
+    } else if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water) {
         co_await wait_below_low_water();
+    }
     if (ec)
         *ec = e;
     else if (e)
@@ -783,7 +886,7 @@ asio::awaitable<void> connection_impl::close(std::uint16_t code, std::string_vie
         config_->log.log(log_level::debug, id_, "closing: code {} reason '{}'", code, reason);
         enqueue_close(code, reason);
         state_ = connection_state::closing;
-        start_timer(config_->close_timeout, make_error_code(error::close_timeout));
+        start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
         notify();
     }
     if (!reader_active_) {
@@ -813,7 +916,7 @@ void connection_impl::shutdown_after_flush() {
 void connection_impl::begin_linger() {
     if (socket_closed_) return;
     shutdown_pending_ = false;
-    start_timer(std::min(config_->close_timeout, max_linger), {});
+    start_timer(std::min(config_->timeouts.close, max_linger), {});
 #if WSCORO_HAS_TLS
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
         // TLS: send close_notify and wait for the peer's (bounded by the linger timer).
@@ -850,6 +953,7 @@ void connection_impl::force_close() {
     std::error_code ignored;
     tcp().close(ignored);
     cancel_timer();
+    if (keepalive_) keepalive_->cancel();
     if (state_ != connection_state::closed) {
         set_close_info(close_code::abnormal, {}, false, make_error_code(error::closed));
         state_ = connection_state::closed;
@@ -881,7 +985,7 @@ void connection_impl::set_close_info(std::uint16_t code, std::string reason, boo
                                      std::error_code ec) {
     std::lock_guard lock(info_mutex_);
     if (close_info_final_) return;  // the first account of how it ended wins
-    close_info_ = {code, std::move(reason), clean, ec};
+    close_info_ = {code, std::move(reason), clean, ec ? ec : close_reason_};
     close_info_final_ = true;
 }
 

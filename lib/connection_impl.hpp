@@ -52,8 +52,9 @@ struct ip_network {
 struct connection_config {
     protocol::frame_limits limits;
     protocol::http_limits http_limits;
-    std::chrono::milliseconds handshake_timeout{};
-    std::chrono::milliseconds close_timeout{};
+    wscoro::timeouts timeouts;
+    slow_consumer_policy slow_consumer = slow_consumer_policy::suspend;
+    std::size_t max_outbound = 0;
     std::size_t write_high_water = 0;
     std::size_t write_low_water = 0;
     logger log;
@@ -114,6 +115,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// After the handler: closes with `code` if still open, then waits until the socket is
     /// closed (every path is bounded by close_timeout or the linger time).
     asio::awaitable<void> finish(std::uint16_t code, std::string_view reason);
+    /// Refuses a connection beyond server_options::max_connections: 503 (plain TCP) or a
+    /// close (TLS, where an answer would need a full handshake).
+    asio::awaitable<void> reject_busy();
 
     // --- the API (on the strand) ---
     asio::awaitable<std::optional<message>> receive();
@@ -179,6 +183,15 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void start_timer(std::chrono::milliseconds after, std::error_code reason);
     void cancel_timer();
 
+    // keep-alive pings and idle detection: one timer, re-armed from timestamps, so reads
+    // cost a clock read and no timer operation
+    void start_keepalive();
+    void arm_keepalive();
+    void on_keepalive();
+    /// Starts a closing handshake we decided on (idle timeout, slow consumer, ...): `why`
+    /// goes into close_info().error however the handshake ends.
+    void close_for(std::error_code why, std::uint16_t code, std::string_view reason);
+
     // "something changed" signal for waiters (backpressure, close completion)
     void notify();
     asio::awaitable<void> wait_signal();
@@ -215,6 +228,18 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::optional<asio::steady_timer> timer_;   // handshake, close or linger deadline
     std::error_code timer_reason_;              // what the armed timer means on expiry
     std::optional<asio::steady_timer> signal_;  // never expires; cancel() wakes waiters
+
+    std::optional<asio::steady_timer> keepalive_;
+    std::chrono::steady_clock::time_point last_read_{};
+    std::chrono::steady_clock::time_point ping_deadline_{};
+    bool ping_outstanding_ = false;
+    std::error_code close_reason_;  // why we started closing, for close_info().error
+
+    // A peer that floods pings without reading: only the latest ping is answered once the
+    // queue drains (RFC 6455 §5.5.3 allows answering just the most recent one).
+    std::array<std::byte, 125> late_pong_{};
+    std::size_t late_pong_size_ = 0;
+    bool late_pong_pending_ = false;
 
     mutable std::mutex info_mutex_;
     wscoro::close_info close_info_;

@@ -33,6 +33,8 @@ class error_category_impl final : public std::error_category {
                 return "unsupported Sec-WebSocket-Version";
             case error::handshake_timeout:
                 return "opening handshake timed out";
+            case error::server_busy:
+                return "server busy: too many connections";
             case error::tls_handshake_failed:
                 return "TLS handshake failed";
             case error::bad_proxy_header:
@@ -77,6 +79,12 @@ class error_category_impl final : public std::error_category {
                 return "WebSocket connection closed";
             case error::close_timeout:
                 return "closing handshake timed out";
+            case error::idle_timeout:
+                return "nothing received within the idle timeout";
+            case error::pong_timeout:
+                return "no answer to a keep-alive ping: the peer is gone";
+            case error::slow_consumer:
+                return "the peer does not read: too much data queued for it";
             case error::invalid_close_code:
                 return "close code may not be sent by an endpoint";
             case error::reason_too_long:
@@ -107,6 +115,8 @@ class error_category_impl final : public std::error_category {
             case error::message_too_big:
                 return make_error_condition(condition::message_too_big);
             case error::close_timeout:
+            case error::idle_timeout:
+            case error::pong_timeout:
                 return make_error_condition(condition::timeout);
             case error::closed:
                 return make_error_condition(condition::closed);
@@ -165,6 +175,10 @@ std::uint16_t close_code_for(std::error_code ec) noexcept {
             return close_code::invalid_payload;
         case error::application_error:
             return close_code::internal_error;
+        case error::idle_timeout:
+            return close_code::going_away;
+        case error::slow_consumer:
+            return close_code::policy_violation;
         default:
             break;
     }
@@ -195,6 +209,8 @@ int http_status_for(std::error_code ec) noexcept {
             return 426;
         case error::handshake_rejected:
             return 403;
+        case error::server_busy:
+            return 503;
         case error::bad_proxy_header:
             return 400;
         case error::invalid_subprotocol:

@@ -46,8 +46,11 @@ std::shared_ptr<const detail::connection_config> make_config(const server_option
     c->limits.max_frame_size = o.max_frame_size;
     c->limits.max_message_size = o.max_message_size;
     c->http_limits = o.http_limits;
-    c->handshake_timeout = o.handshake_timeout;
-    c->close_timeout = o.close_timeout;
+    c->timeouts = o.timeouts;
+    if (c->timeouts.ping_interval.count() > 0 && c->timeouts.pong_timeout.count() <= 0)
+        c->timeouts.pong_timeout = c->timeouts.ping_interval;
+    c->slow_consumer = o.slow_consumer;
+    c->max_outbound = o.max_outbound;
     c->write_high_water = o.write_high_water;
     c->write_low_water = std::min(o.write_low_water, o.write_high_water);
     c->log = logger(o.debug ? log_level::trace : o.log_level, o.log_sink);
@@ -96,13 +99,15 @@ std::string describe(const std::exception_ptr& ex) {
 // One connection from accept to the socket's close. Every exception is caught here: a
 // handler that throws closes its connection with 1011 and nothing else.
 asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
-                                     std::shared_ptr<connection_impl> c) {
+                                     std::shared_ptr<connection_impl> c, bool busy) {
     {
         std::lock_guard lock(st->mutex);
         st->connections.insert(c);
     }
     try {
-        if (co_await c->accept_handshake()) {
+        if (busy) {
+            co_await c->reject_busy();
+        } else if (co_await c->accept_handshake()) {
             std::exception_ptr failure;
             try {
                 co_await (*st->handler)(connection(c));
@@ -180,9 +185,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
         socket.set_option(tcp::no_delay(true), ignored);  // frames are corked by us already
         const auto id = st->next_id.fetch_add(1);
         auto c = std::make_shared<connection_impl>(std::move(socket), strand, st->config, id);
+        const bool busy =
+            st->options.max_connections != 0 && st->count.load() >= st->options.max_connections;
         st->count.fetch_add(1);
-        log.log(log_level::debug, id, "accepted");
-        auto run = run_connection(st, c);
+        log.log(log_level::debug, id, "accepted{}", busy ? ", over max_connections" : "");
+        auto run = run_connection(st, c, busy);
         asio::co_spawn(strand_executor, std::move(run), asio::detached);
     }
     log.log(log_level::debug, 0, "listener stopped");

@@ -65,6 +65,7 @@ enum class error {
     bad_sec_key,            ///< Sec-WebSocket-Key is not base64 of 16 bytes (400); §4.2.1 item 5
     bad_sec_version,        ///< unsupported Sec-WebSocket-Version (426); §4.2.1 item 6, §4.4
     handshake_timeout,      ///< the request did not arrive within the handshake timeout
+    server_busy,            ///< max_connections reached (503)
     tls_handshake_failed,   ///< the TLS handshake failed (the transport error is logged)
     bad_proxy_header,       ///< missing or malformed PROXY protocol header from a trusted proxy
     invalid_subprotocol,    ///< the handshake hook chose a subprotocol the client did not offer
@@ -90,7 +91,10 @@ enum class error {
 
     // --- Connection and API ---
     closed,                  ///< the connection is closed (or closing, for data frames)
-    close_timeout,           ///< the peer did not answer our Close within close_timeout
+    close_timeout,           ///< the peer did not answer our Close within timeouts.close
+    idle_timeout,            ///< nothing received within timeouts.idle (closed with 1001)
+    pong_timeout,            ///< no answer to a keep-alive Ping within timeouts.pong_timeout
+    slow_consumer,           ///< more than max_outbound bytes queued (closed with 1008)
     invalid_close_code,      ///< close() called with a code an endpoint may not send
     reason_too_long,         ///< close() reason above 123 bytes (§5.5: control payload <= 125)
     control_too_big,         ///< ping()/pong() payload above 125 bytes (§5.5)

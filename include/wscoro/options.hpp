@@ -70,6 +70,33 @@ struct handshake_decision {
 /// reported to on_error and answered with 500.
 using handshake_hook = std::function<asio::awaitable<handshake_decision>(const handshake_info&)>;
 
+/// Every timeout of a connection. A zero duration turns that timeout off.
+///
+/// Idle and keep-alive detection look at bytes *received*, which are read while a receive()
+/// (or close()) is pending: a handler that stops receiving looks idle.
+struct timeouts {
+    /// From accept until the 101 response is written: TLS handshake, PROXY header and the
+    /// upgrade request included (slowloris protection). Expiry: TCP is closed,
+    /// error::handshake_timeout.
+    std::chrono::milliseconds handshake = std::chrono::seconds(10);
+    /// Nothing received for this long: the connection is closed with 1001 "idle timeout"
+    /// (close_info().error and on_error: error::idle_timeout). Off by default.
+    std::chrono::milliseconds idle{0};
+    /// Nothing received for this long: send a Ping (keep-alive; not on hixie-75/76, which
+    /// have none). Off by default.
+    std::chrono::milliseconds ping_interval{0};
+    /// After a keep-alive Ping, if nothing at all arrives within this long the peer is
+    /// considered dead: TCP is dropped, close_info() is 1006 with error::pong_timeout.
+    /// 0 with ping_interval set means "the same as ping_interval".
+    std::chrono::milliseconds pong_timeout{0};
+    /// After our Close, how long to wait for the peer's before dropping TCP (1006,
+    /// error::close_timeout). em-websocket's close_timeout and default.
+    std::chrono::milliseconds close = std::chrono::seconds(60);
+};
+
+/// server_options::slow_consumer.
+enum class slow_consumer_policy : std::uint8_t { suspend, close };
+
 /// TLS protocol versions, for tls_options::min_version.
 enum class tls_version : std::uint8_t { tls1_2, tls1_3 };
 
@@ -128,7 +155,7 @@ struct server_options {
     bool single_threaded = false;
 
     /// Serve wss://: TLS on every accepted connection, with `tls`. The TLS handshake is bounded
-    /// by handshake_timeout. Needs the library built with the `tls` feature.
+    /// by timeouts.handshake. Needs the library built with the `tls` feature.
     bool secure = false;
     wscoro::tls_options tls;
     /// Running behind a TLS terminator (stunnel, a load balancer): handshake().secure() is
@@ -175,17 +202,23 @@ struct server_options {
     /// Limits of the HTTP upgrade request (414 / 431 beyond them).
     protocol::http_limits http_limits{};
 
-    /// Time allowed from accept until the upgrade request is complete; then the TCP
-    /// connection is closed. Bounds slowloris-style idle connections.
-    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
-    /// After sending a Close, how long to wait for the peer's Close before dropping TCP
-    /// (close_info then reports 1006 with error::close_timeout). em-websocket's default.
-    std::chrono::milliseconds close_timeout = std::chrono::seconds(60);
+    /// Every timeout, with its default (see wscoro::timeouts).
+    wscoro::timeouts timeouts;
+
+    /// Connections served at once (handshakes included); beyond it a new connection gets
+    /// `503 Service Unavailable` before any upgrade, and the listener keeps running. 0: no
+    /// limit.
+    std::size_t max_connections = 0;
 
     /// send() suspends while more than this many bytes are queued for the socket, and
     /// resumes once the queue has drained to write_low_water (backpressure).
     std::size_t write_high_water = 4 * 1024 * 1024;
     std::size_t write_low_water = 1024 * 1024;
+    /// What to do with a peer that does not read: `suspend` the senders (backpressure, the
+    /// default), or `close` the connection with 1008 once more than `max_outbound` bytes are
+    /// queued (the send fails with error::slow_consumer; em-websocket's outbound_limit).
+    slow_consumer_policy slow_consumer = slow_consumer_policy::suspend;
+    std::size_t max_outbound = 16 * 1024 * 1024;
 
     /// Log everything (handshakes, every frame with opcode and length, closes) to the log
     /// sink, as em-websocket's :debug. Same as log_level = log_level::trace.

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     sample::parse_common(argc, argv, options, usage);
     options.flash_policy = true;
     // Policy requests arrive at once; nobody upgrades here, so keep connections short.
-    options.handshake_timeout = std::chrono::seconds(3);
+    options.timeouts.handshake = std::chrono::seconds(3);
     options.protocol_versions.clear();  // no WebSocket on this port: every upgrade gets 426
     try {
         asio::io_context io(1);

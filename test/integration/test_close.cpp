@@ -117,7 +117,7 @@ TEST_SUITE("close") {
 
     TEST_CASE("an unanswered close is dropped after close_timeout with 1006") {
         server_fixture f;
-        f.options.close_timeout = std::chrono::milliseconds(300);
+        f.options.timeouts.close = std::chrono::milliseconds(300);
         std::optional<wscoro::close_info> info;
         f.start([&](connection ws) -> asio::awaitable<void> {
             co_await ws.close(1000, {});

@@ -224,7 +224,7 @@ TEST_SUITE("edges") {
         f.options.secure = true;
         f.options.tls.cert = cert.cert_pem;
         f.options.tls.private_key = cert.key_pem;
-        f.options.handshake_timeout = std::chrono::milliseconds(200);
+        f.options.timeouts.handshake = std::chrono::milliseconds(200);
         f.start(echo);
         f.run([&]() -> asio::awaitable<void> {
             auto c = co_await ws_client::connect_raw(f.endpoint());  // plain TCP, silent

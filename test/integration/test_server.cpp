@@ -115,7 +115,7 @@ TEST_SUITE("server") {
 
     TEST_CASE("a connection that never completes its handshake is closed after the timeout") {
         server_fixture f;
-        f.options.handshake_timeout = std::chrono::milliseconds(200);
+        f.options.timeouts.handshake = std::chrono::milliseconds(200);
         f.start(echo);
         f.run([&]() -> asio::awaitable<void> {
             auto c = co_await ws_client::connect_raw(f.endpoint());

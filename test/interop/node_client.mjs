@@ -2,10 +2,17 @@
 // installed in test/interop/node_modules.
 //
 // Usage: node node_client.mjs ws://127.0.0.1:PORT
+//        node node_client.mjs wss://127.0.0.1:PORT/ --ca CERT.pem
+//
+// With wss:// every connection verifies the server certificate (chain and host
+// name) against CERT.pem only, and one more case checks that a client trusting
+// only the default store fails the TLS handshake while the server keeps serving.
 //
 // Every case opens its own connection, so one failure does not cascade. Prints
 // `PASS name` or `FAIL name: why` per case and ends with `N passed, M failed`;
 // exits 0 iff nothing failed, 77 if the ws module is missing.
+
+import { readFileSync } from 'node:fs';
 
 let WebSocket;
 try {
@@ -19,6 +26,11 @@ const T = 5000;       // bound (ms) for every ordinary wait
 const T_BIG = 30000;  // bound (ms) for waits in the 1 MiB cases
 const MIB = 1024 * 1024;
 const MAX_SIZE = 4 * MIB;
+
+// With wss://: the --ca certificate (PEM), the only one the client trusts (set in main()).
+let tlsCa = null;
+// OpenSSL's verification errors for a self-signed certificate nobody trusts.
+const UNTRUSTED_CODES = ['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN'];
 
 class CheckFailed extends Error {}
 
@@ -51,8 +63,11 @@ function compare(expected, got) {
 
 // Wraps a ws client: queues incoming messages and pongs, records the close.
 class Conn {
-  constructor(url) {
-    this.ws = new WebSocket(url, { maxPayload: MAX_SIZE, handshakeTimeout: T });
+  // tls: extra options for tls.connect on wss:// (default: trust only the --ca certificate).
+  constructor(url, tls = null) {
+    const opts = { maxPayload: MAX_SIZE, handshakeTimeout: T };
+    if (url.startsWith('wss:')) Object.assign(opts, tls ?? { ca: tlsCa });
+    this.ws = new WebSocket(url, opts);
     this.messages = [];
     this.pongs = [];
     this.waiters = [];  // callbacks re-checked on every event
@@ -207,6 +222,32 @@ function caseClose(url, code, reason) {
   });
 }
 
+async function caseUntrusted(url) {
+  // No `ca`: Node's default root store, which does not contain the throw-away certificate.
+  const c = new Conn(url, {});
+  try {
+    let opened = false;
+    try {
+      await c.open();
+      opened = true;
+    } catch (err) {
+      const code = c.error?.code;
+      if (!UNTRUSTED_CODES.includes(code)) {
+        throw new CheckFailed(`expected a certificate verification error, got ${code ?? 'no code'}: ${err.message}`);
+      }
+    }
+    if (opened) throw new CheckFailed('connected although the server certificate is not trusted');
+  } finally {
+    await c.closeQuietly();
+  }
+  // The server must keep serving after the aborted handshake.
+  try {
+    await echoOne(url, text('still serving after a rejected handshake'));
+  } catch (err) {
+    throw new CheckFailed(`verified connection after the rejected one: ${err.message}`);
+  }
+}
+
 function* cases(url) {
   yield ['text ascii', () => echoOne(url, text('Hello, wscoro!'))];
   yield ['text utf-8 κόσμε', () => echoOne(url, text('κόσμε'))];
@@ -224,14 +265,22 @@ function* cases(url) {
   yield ['ping with 125-byte payload -> pong', () => casePing(url, Buffer.from(Array.from({ length: 125 }, (_, i) => i)))];
   yield ['close 1000 with reason', () => caseClose(url, 1000, 'normal closure')];
   yield ['close 4000 bye', () => caseClose(url, 4000, 'bye')];
+  if (url.startsWith('wss:')) {
+    yield ['tls: untrusted certificate rejected, server keeps serving', () => caseUntrusted(url)];
+  }
 }
 
 async function main() {
-  if (process.argv.length !== 3) {
-    console.error(`usage: node ${process.argv[1]} ws://HOST:PORT`);
+  const argv = process.argv.slice(2);
+  if (argv.length === 1 && argv[0].startsWith('ws:')) {
+    // plain ws://
+  } else if (argv.length === 3 && argv[0].startsWith('wss:') && argv[1] === '--ca') {
+    tlsCa = readFileSync(argv[2]);
+  } else {
+    console.error(`usage: node ${process.argv[1]} ws://HOST:PORT | wss://HOST:PORT/ --ca CERT.pem`);
     return 2;
   }
-  const url = process.argv[2];
+  const url = argv[0];
   let passed = 0;
   let failed = 0;
   for (const [name, run] of cases(url)) {

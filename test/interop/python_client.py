@@ -2,6 +2,11 @@
 """Interop client for the wscoro echo server, using python3-websockets (asyncio API).
 
 Usage: /usr/bin/python3 python_client.py ws://127.0.0.1:PORT
+       /usr/bin/python3 python_client.py wss://127.0.0.1:PORT/ --ca CERT.pem
+
+With wss:// every connection verifies the server certificate (chain and host
+name) against CERT.pem only, and one more case checks that a client trusting
+only the default store fails the TLS handshake while the server keeps serving.
 
 Every case opens its own connection, so one failure does not cascade. Prints
 `PASS name` or `FAIL name: why` per case and ends with `N passed, M failed`;
@@ -9,6 +14,7 @@ exits 0 iff nothing failed, 77 if the websockets module is missing.
 """
 
 import asyncio
+import ssl
 import sys
 
 try:
@@ -55,10 +61,17 @@ def compare(expected, got):
                       f"expected {exp_b[first]:#04x}")
 
 
-async def connect(url, timeout=T):
+# With wss://: an SSLContext trusting only the --ca certificate (set in __main__).
+TLS_CONTEXT = None
+
+
+async def connect(url, timeout=T, ssl_context=None):
+    kwargs = {}
+    if url.startswith("wss:"):
+        kwargs["ssl"] = ssl_context if ssl_context is not None else TLS_CONTEXT
     return await asyncio.wait_for(
         websockets.connect(url, max_size=MAX_SIZE, ping_interval=None,
-                           open_timeout=timeout, close_timeout=timeout),
+                           open_timeout=timeout, close_timeout=timeout, **kwargs),
         timeout)
 
 
@@ -140,6 +153,27 @@ async def case_close(url, code, reason):
             await close_quietly(ws)
 
 
+async def case_untrusted(url):
+    # The default trust store does not contain the throw-away certificate.
+    untrusted = ssl.create_default_context()
+    try:
+        ws = await connect(url, ssl_context=untrusted)
+    except ssl.SSLCertVerificationError as exc:
+        check(exc.verify_code in (18, 19),  # DEPTH_ZERO_SELF_SIGNED_CERT, SELF_SIGNED_CERT_IN_CHAIN
+              f"handshake failed with an unexpected verification error: {exc}")
+    else:
+        await close_quietly(ws)
+        raise CheckFailed("connected although the server certificate is not trusted")
+    # The server must keep serving after the aborted handshake.
+    try:
+        await echo_one(url, "still serving after a rejected handshake")
+    except CheckFailed as exc:
+        raise CheckFailed(f"verified connection after the rejected one: {exc}") from None
+    except Exception as exc:
+        raise CheckFailed(f"verified connection after the rejected one: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+
 def cases(url):
     yield "text ascii", lambda: echo_one(url, "Hello, wscoro!")
     yield "text utf-8 κόσμε", lambda: echo_one(url, "κόσμε")
@@ -156,6 +190,9 @@ def cases(url):
     yield "ping with 125-byte payload -> pong", lambda: case_ping(url, bytes(range(125)))
     yield "close 1000 with reason", lambda: case_close(url, 1000, "normal closure")
     yield "close 4000 bye", lambda: case_close(url, 4000, "bye")
+    if url.startswith("wss:"):
+        yield "tls: untrusted certificate rejected, server keeps serving", \
+            lambda: case_untrusted(url)
 
 
 async def main(url):
@@ -179,8 +216,19 @@ async def main(url):
     return 0 if failed == 0 else 1
 
 
+def usage():
+    print(f"usage: {sys.argv[0]} ws://HOST:PORT | wss://HOST:PORT/ --ca CERT.pem",
+          file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} ws://HOST:PORT", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(asyncio.run(main(sys.argv[1])))
+    argv = sys.argv[1:]
+    if len(argv) == 1 and argv[0].startswith("ws:"):
+        pass
+    elif len(argv) == 3 and argv[0].startswith("wss:") and argv[1] == "--ca":
+        # Verifies the chain and the host name against this certificate only.
+        TLS_CONTEXT = ssl.create_default_context(cafile=argv[2])
+    else:
+        usage()
+    sys.exit(asyncio.run(main(argv[0])))

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Run a third-party WebSocket client against the wscoro echo server.
 
-    run_interop.py --server PATH --client python|node
+    run_interop.py --server PATH --client python|node [--tls]
 
 Picks a free 127.0.0.1 port, starts `PATH --host 127.0.0.1 --port P`, waits
 (bounded) until it accepts TCP connections, runs the client script against
 ws://127.0.0.1:P, then stops the server (SIGTERM, then SIGKILL).
 
+With --tls: makes a throw-away self-signed certificate for localhost/127.0.0.1
+in a temporary directory with the `openssl` CLI, starts the server with
+--tls-cert/--tls-key, and runs the client against wss://127.0.0.1:P/ with
+`--ca CERT`, so the client verifies the server certificate against it.
+
 Exit status: the client's status; 1 if the server failed to start or died
-during the run; 77 (meson's "skipped") if the client's runtime or library is
+during the run (or the certificate could not be made); 77 (meson's "skipped")
+if the client's runtime or library, or with --tls the openssl CLI, is
 missing. Standard library only.
 """
 
@@ -19,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,14 +34,16 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # python3-websockets is installed for this o
 STARTUP_TIMEOUT = 10.0   # seconds for the server to accept connections
 CLIENT_TIMEOUT = 300.0   # seconds for the whole client run (its own waits are bounded too)
 STOP_TIMEOUT = 5.0       # seconds between SIGTERM and SIGKILL
+OPENSSL_TIMEOUT = 60.0   # seconds for making the --tls certificate
 
 
 def log(msg):
     print(f"run_interop: {msg}", flush=True)
 
 
-def client_command(client, url):
+def client_command(client, url, ca=None):
     """The client's argv, or None after logging why it must be skipped."""
+    extra = ["--ca", ca] if ca is not None else []
     if client == "python":
         if not os.access(SYSTEM_PYTHON, os.X_OK):
             log(f"SKIP: {SYSTEM_PYTHON} not found")
@@ -45,7 +54,7 @@ def client_command(client, url):
         if probe.returncode != 0:
             log(f"SKIP: python module 'websockets' not importable by {SYSTEM_PYTHON}")
             return None
-        return [SYSTEM_PYTHON, os.path.join(HERE, "python_client.py"), url]
+        return [SYSTEM_PYTHON, os.path.join(HERE, "python_client.py"), url] + extra
     node = shutil.which("node")
     if node is None:
         log("SKIP: node not found on PATH")
@@ -53,7 +62,28 @@ def client_command(client, url):
     if not os.path.isfile(os.path.join(HERE, "node_modules", "ws", "package.json")):
         log(f"SKIP: npm package 'ws' not installed in {HERE}/node_modules (run `npm ci` there)")
         return None
-    return [node, os.path.join(HERE, "node_client.mjs"), url]
+    return [node, os.path.join(HERE, "node_client.mjs"), url] + extra
+
+
+def make_certificate(openssl, directory):
+    """(cert, key) PEM paths of a fresh self-signed localhost certificate, or None."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    cmd = [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-days", "1", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+           "-keyout", key, "-out", cert]
+    try:
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=OPENSSL_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        log(f"openssl req did not finish within {OPENSSL_TIMEOUT:.0f} s")
+        return None
+    if res.returncode != 0 or not (os.path.isfile(cert) and os.path.isfile(key)):
+        log(f"openssl req failed with status {res.returncode}:\n"
+            + res.stdout.decode("utf-8", "replace"))
+        return None
+    return cert, key
 
 
 def free_port():
@@ -107,6 +137,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True, help="path of the echo server executable")
     parser.add_argument("--client", required=True, choices=("python", "node"))
+    parser.add_argument("--tls", action="store_true",
+                        help="serve wss:// with a throw-away self-signed certificate")
     args = parser.parse_args()
 
     server_path = os.path.abspath(args.server)
@@ -114,9 +146,32 @@ def main():
         log(f"server {server_path} is not an executable file")
         return 1
 
+    if not args.tls:
+        return run(server_path, args.client)
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        log("SKIP: openssl not found on PATH (needed for --tls)")
+        return SKIP
+    with tempfile.TemporaryDirectory(prefix="wscoro-interop-tls-") as tmp:
+        made = make_certificate(openssl, tmp)
+        if made is None:
+            return 1
+        return run(server_path, args.client, tls=made)
+
+
+def run(server_path, client_name, tls=None):
+    """Start the server, run the client against it; tls is (cert, key) or None."""
     port = free_port()
-    url = f"ws://127.0.0.1:{port}"
-    cmd = client_command(args.client, url)
+    if tls is None:
+        url = f"ws://127.0.0.1:{port}"
+        cmd = client_command(client_name, url)
+        server_cmd = [server_path, "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        cert, key = tls
+        url = f"wss://127.0.0.1:{port}/"
+        cmd = client_command(client_name, url, ca=cert)
+        server_cmd = [server_path, "--host", "127.0.0.1", "--port", str(port),
+                      "--tls-cert", cert, "--tls-key", key]
     if cmd is None:
         return SKIP
 
@@ -126,14 +181,13 @@ def main():
     server = client = None
     status = 1
     try:
-        log(f"starting {server_path} on 127.0.0.1:{port}")
+        log(f"starting {server_path} on 127.0.0.1:{port}" + (" (TLS)" if tls else ""))
         # Own process group, so stopping it also reaches anything it spawned.
-        server = subprocess.Popen([server_path, "--host", "127.0.0.1", "--port", str(port)],
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL, start_new_session=True)
         if not wait_for_accept(server, port):
             return 1
 
-        log(f"running {args.client} client against {url}")
+        log(f"running {client_name} client against {url}")
         client = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=HERE, start_new_session=True)
         try:
             status = client.wait(timeout=CLIENT_TIMEOUT)

@@ -26,8 +26,8 @@ struct server_fixture {
 
     server_fixture() {
         options.port = 0;
-        options.close_timeout = std::chrono::seconds(5);
-        options.handshake_timeout = std::chrono::seconds(5);
+        options.timeouts.close = std::chrono::seconds(5);
+        options.timeouts.handshake = std::chrono::seconds(5);
     }
 
     void start(handler h) {
