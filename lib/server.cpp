@@ -251,11 +251,18 @@ void server::serve(handler h) {
 asio::awaitable<void> server::run(handler h) {
     listen();
     state_->handler = std::make_shared<const handler>(std::move(h));
-    co_await accept_loop(state_);
+    auto st = state_;  // the server object may be gone when this resumes
+    co_await accept_loop(st);
+    // The accept loop ends on stop() or when this coroutine is cancelled (e.g. through a
+    // cancellation_signal bound to co_spawn): both mean a graceful shutdown.
+    if (!st->stopping) stop_state(st);
 }
 
 void server::stop() {
-    auto st = state_;
+    stop_state(state_);
+}
+
+void server::stop_state(const std::shared_ptr<state>& st) {
     if (st->stopping.exchange(true)) return;
     asio::post(st->executor, [st] {
         std::error_code ignored;

@@ -48,10 +48,15 @@ class server {
     void serve(handler h);
     /// listen(), then accept connections until stop(); completes when the listener stops.
     /// Accept errors (EMFILE, ...) are reported to on_error and retried after 100 ms.
+    /// Cancelling this awaitable (Asio per-operation cancellation, e.g. a cancellation_signal
+    /// bound to co_spawn, or an `||` race) shuts the server down gracefully, as stop().
     asio::awaitable<void> run(handler h);
 
-    /// Stops accepting and closes every open connection with 1001 (going away), waiting for
-    /// the closing handshakes up to close_timeout. Returns at once; idempotent.
+    /// Graceful shutdown: stops accepting, drops handshakes in flight, and closes every open
+    /// connection with 1001 (going away), each waiting for its closing handshake up to
+    /// timeouts.close before its socket is dropped. Returns at once; idempotent. Once every
+    /// connection is gone the server holds no more work, so io_context::run() returns
+    /// (if nothing else keeps it busy).
     void stop();
 
     /// Connections accepted and not yet fully closed (handshakes included).
@@ -61,6 +66,7 @@ class server {
     struct state;
 
   private:
+    static void stop_state(const std::shared_ptr<state>& st);
     std::shared_ptr<state> state_;
 };
 

@@ -2,6 +2,9 @@
 // max_connections, slow consumers, ping floods.
 
 #include <doctest/doctest.h>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/use_awaitable.hpp>
 #include <ostream>
 
@@ -202,5 +205,63 @@ TEST_SUITE("limits") {
         });
         // Bounded by the high-water mark plus what the kernel would not take, never 5 MB.
         CHECK(max_buffered <= f.options.write_high_water + 4096);
+    }
+
+    TEST_CASE("graceful shutdown: 1001 to everyone, bounded by the close timeout, run() returns") {
+        for (const bool by_cancellation : {false, true}) {
+            CAPTURE(by_cancellation);
+            asio::io_context io(1);
+            server_options o;
+            o.port = 0;
+            o.timeouts.close = std::chrono::milliseconds(300);
+            server srv(io.get_executor(), o);
+            asio::cancellation_signal cancel;
+            auto echo = [](connection ws) -> asio::awaitable<void> {
+                while (auto m = co_await ws.receive())
+                    co_await ws.send(*m);
+            };
+            if (by_cancellation) {
+                srv.listen();
+                asio::co_spawn(io, srv.run(echo),
+                               asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+            } else {
+                srv.serve(echo);
+            }
+            const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                                             srv.local_endpoint().port());
+            std::vector<std::uint16_t> codes;
+            bool answered_clean = false;
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    auto polite = co_await ws_client::connect(ep);
+                    auto silent = co_await ws_client::connect(ep);    // never answers the close
+                    auto half = co_await ws_client::connect_raw(ep);  // handshake in flight
+                    co_await half.write_raw("GET / HTTP/1.1\r\n");
+                    co_await sleep_for(std::chrono::milliseconds(50));
+                    if (by_cancellation)
+                        cancel.emit(asio::cancellation_type::terminal);
+                    else
+                        srv.stop();
+                    auto a = co_await polite.next();
+                    auto b = co_await silent.next();
+                    codes = {a.code, b.code};
+                    co_await polite.send_close(1001);
+                    auto eof = co_await polite.next();
+                    answered_clean = eof.eof;
+                    auto h = co_await half.read_until_eof();
+                    CHECK(h.empty());
+                    auto b_end = co_await silent.next(std::chrono::seconds(3));
+                    CHECK(b_end.eof);  // dropped after the close timeout
+                },
+                asio::detached);
+            const auto start = std::chrono::steady_clock::now();
+            io.run();  // must return by itself
+            const auto took = std::chrono::steady_clock::now() - start;
+            CHECK(codes == std::vector<std::uint16_t>{1001, 1001});
+            CHECK(answered_clean);
+            CHECK(srv.connection_count() == 0);
+            CHECK(took < std::chrono::seconds(5));
+        }
     }
 }
