@@ -716,7 +716,10 @@ void connection_impl::fail_connection(std::error_code ec) {
     const std::uint16_t code = close_code_for(ec);
     std::string reason = ec.message();
     config_->log.log(log_level::debug, id_, "failing connection: {} (close {})", reason, code);
-    if (!close_sent_) enqueue_close(code, reason);
+    // hixie-76 §5.3 fails a connection by closing it without the closing handshake: its
+    // only close frame (FF 00) would tell the peer all went well.
+    if (!close_sent_ && decoder_.format() != protocol::wire_format::hixie)
+        enqueue_close(code, reason);
     cancel_timer();
     set_close_info(code, std::move(reason), false, ec);
     state_ = connection_state::closed;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then builds and runs every suite twice:
-#   1. g++, warning_level=3, werror: unit, integration, interop (conformance, python, node)
+# The test command: installs what is missing, then builds and runs the suites three times:
+#   1. g++, warning_level=3, werror: unit, integration, interop (conformance, python, node,
+#      Chromium, wss://, legacy peers)
 #   2. clang, werror, ASan + UBSan: unit and integration
+#   3. clang, werror, TSan: the multi-threaded tests (threads, echo)
 # Ends with one line "N passed, M failed" (meson tests; a failed build counts as failed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,10 @@ run_suite "g++ werror: unit, integration, interop" build-test -- \
 CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration" build-asan \
   --suite unit --suite integration -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=address,undefined \
+  -Db_lundef=false -Ddefault_library=static
+CC=clang CXX=clang++ TSAN_OPTIONS="halt_on_error=1" run_suite "clang werror TSan: multi-threaded tests" build-tsan \
+  threads echo -- \
+  -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=thread \
   -Db_lundef=false -Ddefault_library=static
 
 echo

@@ -124,20 +124,22 @@ struct request_bytes {
 // The request each generation of clients sends, byte for byte.
 request_bytes request_for(int v) {
     if (v == 75)  // draft-hixie-75 §4.1 (Chrome 4, Safari 5.0)
-        return {"GET /demo?a=1 HTTP/1.1\r\n"
-                "Upgrade: WebSocket\r\n"
-                "Connection: Upgrade\r\n"
-                "Host: example.com\r\n"
-                "Origin: http://example.com\r\n"
-                "WebSocket-Protocol: sample\r\n"
-                "\r\n",
-                ""};
+        return {
+            "GET /demo?a=1 HTTP/1.1\r\n"
+            "Upgrade: WebSocket\r\n"
+            "Connection: Upgrade\r\n"
+            "Host: example.com\r\n"
+            "Origin: http://example.com\r\n"
+            "WebSocket-Protocol: sample\r\n"
+            "\r\n",
+            ""};
     if (has_key3(v)) {  // draft-hixie-76 §1.3; hybi-01..03 add Sec-WebSocket-Draft
         const bool sample = v == 76;
-        std::string h = "GET /demo HTTP/1.1\r\n"
-                        "Host: example.com\r\n"
-                        "Connection: Upgrade\r\n"
-                        "Sec-WebSocket-Key2: ";
+        std::string h =
+            "GET /demo HTTP/1.1\r\n"
+            "Host: example.com\r\n"
+            "Connection: Upgrade\r\n"
+            "Sec-WebSocket-Key2: ";
         h += sample ? key2_76 : key2_03;
         h += "\r\nSec-WebSocket-Protocol: sample\r\n"
              "Upgrade: WebSocket\r\n"
@@ -149,11 +151,12 @@ request_bytes request_for(int v) {
         return {h, std::string(sample ? key3_76 : key3_03)};
     }
     // hybi-04..10 name the origin Sec-WebSocket-Origin; hybi-11+ / RFC 6455 say Origin.
-    std::string h = "GET /chat HTTP/1.1\r\n"
-                    "Host: server.example.com\r\n"
-                    "Upgrade: websocket\r\n"
-                    "Connection: Upgrade\r\n"
-                    "Sec-WebSocket-Key: ";
+    std::string h =
+        "GET /chat HTTP/1.1\r\n"
+        "Host: server.example.com\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: ";
     h += sec_key;
     h += "\r\n";
     h += v == 13 ? "Origin: " : "Sec-WebSocket-Origin: ";
@@ -180,10 +183,11 @@ std::string expected_head(int v) {
                "Sec-WebSocket-Origin: http://example.com\r\n"
                "Sec-WebSocket-Protocol: sample\r\n"
                "\r\n";
-    std::string h = "HTTP/1.1 101 Switching Protocols\r\n"
-                    "Upgrade: websocket\r\n"
-                    "Connection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: ";
+    std::string h =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
     h += sec_accept;
     h += "\r\n";
     if (v != 4) h += "\r\n";
@@ -376,8 +380,8 @@ class draft_client {
         }
         asio::steady_timer timer(co_await asio::this_coro::executor);
         timer.expires_at(deadline);
-        auto read = sock_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
-                                          use_tuple);
+        auto read =
+            sock_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_), use_tuple);
         auto wait = timer.async_wait(use_tuple);
         auto result = co_await (std::move(read) || std::move(wait));
         if (result.index() == 1) {
@@ -706,8 +710,8 @@ TEST_SUITE("drafts") {
                     std::vector<std::byte> all;
                     for (int i = 0; i < 5; ++i) {
                         const auto part = std::span(data).subspan(i * 100, 100);
-                        const auto fr = c.frame(i == 0 ? opcode::binary : opcode::continuation,
-                                                part, i == 4);
+                        const auto fr =
+                            c.frame(i == 0 ? opcode::binary : opcode::continuation, part, i == 4);
                         all.insert(all.end(), fr.begin(), fr.end());
                     }
                     const auto a = c.text_frame("\xE2\x82", false);
@@ -786,25 +790,43 @@ TEST_SUITE("drafts") {
                 {
                     // 80 03 "abc", then 82 with a two-group length (0x81 0x01 = 129), then
                     // text, all in one TCP write (em-websocket stalls until the next read).
-                    std::string w("\x80\x03" "abc", 5);
+                    std::string w(
+                        "\x80\x03"
+                        "abc",
+                        5);
                     w += std::string("\x82\x81\x01", 3) + std::string(129, 'z');
-                    w += std::string("\x00" "next\xFF", 6);
+                    w += std::string(
+                        "\x00"
+                        "next\xFF",
+                        6);
                     co_await c.write(w);
                 }
                 co_await expect_text(c, "next");
                 {
                     // a skipped frame split over two writes
-                    const std::string a("\x80\x05" "12", 4);
+                    const std::string a(
+                        "\x80\x05"
+                        "12",
+                        4);
                     co_await c.write(a);
-                    const std::string b("345\x00" "after\xFF", 10);
+                    const std::string b(
+                        "345\x00"
+                        "after\xFF",
+                        10);
                     co_await c.write(b);
                 }
                 co_await expect_text(c, "after");
                 {
                     // a text frame split inside a UTF-8 character
-                    const std::string a("\x00" "\xE2\x82", 3);
+                    const std::string a(
+                        "\x00"
+                        "\xE2\x82",
+                        3);
                     co_await c.write(a);
-                    const std::string b("\xAC" "\xFF", 2);
+                    const std::string b(
+                        "\xAC"
+                        "\xFF",
+                        2);
                     co_await c.write(b);
                 }
                 co_await expect_text(c, "\xE2\x82\xAC");
@@ -893,7 +915,8 @@ TEST_SUITE("drafts") {
         }
     }
 
-    TEST_CASE("server closes: the client sees the version's Close and its answer completes close()") {
+    TEST_CASE(
+        "server closes: the client sees the version's Close and its answer completes close()") {
         for (int v : every_version) {
             const auto name = version_name(v);
             CAPTURE(name);
@@ -950,7 +973,8 @@ TEST_SUITE("drafts") {
                         co_await expect_text(c, at_limit);
                     }
                     if (prefixed) {
-                        const std::string w = std::string("\x80\x81\x00", 3) + std::string(128, 'q');
+                        const std::string w =
+                            std::string("\x80\x81\x00", 3) + std::string(128, 'q');
                         co_await c.write(w);
                     } else {
                         const auto fr = c.text_frame(std::string(100, 'k'));

@@ -368,6 +368,36 @@ GOOD = [
 ] + [
     ("RFC 6455 (13)", 13, hybi(13),
      {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    # Variants both servers must answer identically.
+    ("hixie-75 without Origin", 75,
+     req(["GET /demo HTTP/1.1", "Upgrade: WebSocket", "Connection: Upgrade", "Host: h.test"]),
+     {"WebSocket-Origin": "", "WebSocket-Location": "ws://h.test/demo"}, None),
+    ("hixie-76 without Origin", 76,
+     req(["GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
+          "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00", "Upgrade: WebSocket",
+          "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5"], b"^n:ds[4U"),
+     {"Sec-WebSocket-Origin": "", "Sec-WebSocket-Location": "ws://example.com/demo"},
+     HIXIE76_SAMPLE_ANSWER),
+    ("hybi-05 naming its origin Origin", 5, hybi(5, origin_field="Origin"),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    ("Sec-WebSocket-Draft: 13 instead of Sec-WebSocket-Version", 13,
+     req(["GET /chat HTTP/1.1", "Host: h.test", "Upgrade: websocket", "Connection: Upgrade",
+          "Sec-WebSocket-Key: " + RFC_KEY, "Sec-WebSocket-Draft: 13"]),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    ("RFC 6455 (13), lower-case field names and values", 13,
+     req(["GET /chat HTTP/1.1", "host: h.test", "upgrade: WebSocket", "connection: upgrade",
+          "sec-websocket-key: " + RFC_KEY, "sec-websocket-version: 13"]),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    ("RFC 6455 (13), bare LF line ends, padded version", 13,
+     ("GET /chat HTTP/1.1\nHost: h.test\nUpgrade: websocket\nConnection: Upgrade\n"
+      "Sec-WebSocket-Key: " + RFC_KEY + "\nSec-WebSocket-Version:   13  \n\n").encode(),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    ("RFC 6455 (13), absolute-form request-target", 13,
+     hybi(13, first="GET ws://server.example.com/chat HTTP/1.1"),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
+    ("RFC 6455 (13), empty Sec-WebSocket-Protocol (ignored by both)", 13,
+     hybi(13, extra=["Sec-WebSocket-Protocol: "]),
+     {"Sec-WebSocket-Accept": RFC_ACCEPT}, None),
     # Firefox's Connection value; a subprotocol offer that neither server selects
     # (em-websocket 0.5.1 ignores it; the echo sample has no handshake hook).
     ("RFC 6455 (13), keep-alive + subprotocol offer", 13,
@@ -591,11 +621,81 @@ BAD = [
     ("GET /healthcheck (0.5.1 has no health check; the echo sample sets none)",
      req(["GET /healthcheck HTTP/1.1", "Host: example.com"]),
      silent_close, http_error(426, **V426), "a plain GET: 426 (as 'plain GET')"),
-    ("empty Sec-WebSocket-Protocol", hybi(13, extra=["Sec-WebSocket-Protocol: "]),
+    ("HTTP/1.0 hixie-76", req(["GET /demo HTTP/1.0", "Host: example.com", "Connection: Upgrade",
+                               "Upgrade: WebSocket", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5",
+                               "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00"], b"^n:ds[4U"),
+     switching(), http_error(505), "as 'HTTP/1.0', on the hixie-76 path"),
+    ("no Host, hixie-75", req(["GET /demo HTTP/1.1", "Upgrade: WebSocket", "Connection: Upgrade"]),
+     lambda r: (b"WebSocket-Location: ws:///demo\r\n" in r["data"], f"got {show(r['data'], 300)}"),
+     http_error(400), "as 'no Host'; em-websocket sends Location ws:///demo"),
+    ("duplicated Host", hybi(13, extra=["Host: other.test"]),
+     switching(RFC_ACCEPT), http_error(400), "RFC 9112 §3.2: exactly one Host"),
+    ("duplicated Sec-WebSocket-Key", hybi(13, extra=["Sec-WebSocket-Key: " + RFC_KEY]),
+     switching(accept_of(RFC_KEY + ", " + RFC_KEY)), http_error(400),
+     "RFC 6455 §11.3.1: one key; em-websocket hashes the joined 'K, K'"),
+    ("duplicated Upgrade: websocket", hybi(13, extra=["Upgrade: websocket"]),
+     silent_close, switching(RFC_ACCEPT),
+     "two Upgrade lines are one token list (RFC 9110 §5.3) that includes websocket; "
+     "em-websocket rejects the Array value"),
+    ("Sec-WebSocket-Key with trailing white space",
+     req(["GET /chat HTTP/1.1", "Host: h.test", "Upgrade: websocket", "Connection: Upgrade",
+          "Sec-WebSocket-Key: " + RFC_KEY + "   ", "Sec-WebSocket-Version: 13"]),
+     switching(accept_of(RFC_KEY + "   ")), switching(RFC_ACCEPT),
+     "RFC 9110 §5.5: trailing OWS is not part of the field value; em-websocket hashes it "
+     "(a wrong Accept a client rejects)"),
+    ("Sec-WebSocket-Version: 013", hybi("013"),
+     switching(RFC_ACCEPT), http_error(426, **V426), "as '13abc': a leading zero is not the grammar"),
+    ("Sec-WebSocket-Version: (empty)", hybi(""),
+     silent_close, http_error(426, **V426), "unknown version -> 426"),
+    ("request-target '/%' (bad percent-encoding)",
+     hybi(13, first="GET /% HTTP/1.1"),
+     silent_close, switching(RFC_ACCEPT),
+     "RECORDED, not on the deliberate list: em-websocket's URI.parse rejects '/%'; wscoro does "
+     "not validate percent-encoding and accepts"),
+    ("hixie-75 request-target '/%'",
+     req(["GET /% HTTP/1.1", "Upgrade: WebSocket", "Connection: Upgrade", "Host: h.test"]),
      silent_close,
-     switching(RFC_ACCEPT, lambda p, rest: field(p[3], "Sec-WebSocket-Protocol") is None),
-     "em-websocket fails the handshake on an empty value; wscoro ignores an empty offer "
-     "(no subprotocol selected)"),
+     lambda r: (b"WebSocket-Location: ws://h.test/%\r\n" in r["data"], f"got {show(r['data'], 300)}"),
+     "RECORDED, as above, on the hixie-75 path (Location ws://h.test/%)"),
+    ("hixie-76 absolute-form request-target",
+     req(["GET http://example.com/demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
+          "Upgrade: WebSocket", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5",
+          "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00"], b"^n:ds[4U"),
+     lambda r: (b"Sec-WebSocket-Location: ws://example.comhttp://example.com/demo\r\n" in r["data"],
+                f"got {show(r['data'], 300)}"),
+     http_error(400),
+     "the -76 Location needs an origin-form path; em-websocket glues Host and the absolute URI"),
+    ("hixie-76 key not a multiple of its spaces",
+     req(["GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade", "Upgrade: WebSocket",
+          "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P01"],
+         b"^n:ds[4U"),
+     silent_close, http_error(400), "-76 §5.2 step 7"),
+    ("hixie-76 key quotient above 2^32-1",
+     req(["GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade", "Upgrade: WebSocket",
+          "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 99999999999 1"],
+         b"^n:ds[4U"),
+     silent_close, http_error(400), "-76 §5.2: the quotient is a 32-bit number"),
+    ("hixie-76 empty Sec-WebSocket-Protocol",
+     req(["GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade", "Upgrade: WebSocket",
+          "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00",
+          "Sec-WebSocket-Protocol: "], b"^n:ds[4U"),
+     silent_close,
+     switching(extra_check=lambda p, rest: field(p[3], "Sec-WebSocket-Protocol") is None and
+               rest == HIXIE76_SAMPLE_ANSWER),
+     "em-websocket fails the handshake; wscoro treats an empty offer as none (101, no "
+     "Sec-WebSocket-Protocol)"),
+    ("hixie-75 WebSocket-Protocol offer",
+     req(["GET /demo HTTP/1.1", "Upgrade: WebSocket", "Connection: Upgrade", "Host: h.test",
+          "WebSocket-Protocol: sample"]),
+     switching(extra_check=lambda p, rest: field(p[3], "WebSocket-Protocol") is None),
+     switching(extra_check=lambda p, rest: field(p[3], "WebSocket-Protocol") == "sample"),
+     "-75 §4.1 requires the server to echo WebSocket-Protocol; em-websocket 0.5.1 never does"),
+    ("hybi-02 without Key1/Key2 (no key3 either)",
+     req(["GET /demo HTTP/1.1", "Host: h.test", "Upgrade: WebSocket", "Connection: Upgrade",
+          "Sec-WebSocket-Draft: 2"]),
+     no_answer_open, http_error(400),
+     "em-websocket waits for a key3 that never comes (no handshake timeout); wscoro checks the "
+     "keys first and answers 400"),
 ]
 
 
@@ -663,6 +763,111 @@ def hixie_trailing(ours_port, em_port):
             ok = ok and answer == HIXIE76_SAMPLE_ANSWER
         check(ok, f"bad input '{name}': wscoro as documented ({why})",
               f"head {show(head)} answer {show(answer)} frame {show(frame)}")
+
+
+def frag05(opcode, payload, fin, key=b"\x01\x02\x03\x04"):
+    plain = bytes([(0x80 if fin else 0) | opcode, len(payload)]) + payload
+    return key + bytes(b ^ key[i % 4] for i, b in enumerate(plain))
+
+
+def exact(data, closed):
+    def pred(r):
+        return (r["data"], r["closed"]) == (data, closed), \
+            f"got {show(r['data'])} closed={r['closed']}, want {show(data)} closed={closed}"
+    return pred
+
+
+def fails_with(version, code):
+    """wscoro failing the connection: a Close carrying `code` (any reason), then TCP closed."""
+    first = 0x88 if version >= 7 else 0x81
+    def pred(r):
+        d = r["data"]
+        ok = len(d) >= 4 and d[0] == first and d[1] == len(d) - 2 and \
+            struct.unpack("!H", d[2:4])[0] == code and r["closed"]
+        return ok, f"got {show(d)} closed={r['closed']}, want Close {code}"
+    return pred
+
+
+HI = b"\x00hi\xff"
+FRAMES = [
+    # (name, version, request, frames, em-websocket expectation, wscoro expectation, why)
+    ("hixie-76 zero-length 0x80 frame, then text", 76, HIXIE76_SAMPLE, b"\x80\x00" + HI,
+     exact(b"\xff\x00", True), exact(HI, False),
+     "-76 §5.3: only 0xFF 0x00 closes; em-websocket closes on any zero-length typed frame"),
+    ("hixie-76 length-prefixed 0x80 frame, then text", 76, HIXIE76_SAMPLE, b"\x80\x03abc" + HI,
+     exact(b"", False), exact(HI, False),
+     "-76 §5.3: the frame is discarded; em-websocket stalls the rest of the read (§2.3)"),
+    ("hixie-76 frame type 0x05 (no high bit), then text", 76, HIXIE76_SAMPLE,
+     b"\x05abc\xff" + HI, exact(b"", True), exact(HI, False),
+     "-76 §5.3: read to 0xFF and discard; em-websocket fails the connection"),
+    ("hixie-75 text then 0xFF 0x00", 75, HIXIE75, HI + b"\xff\x00",
+     exact(HI + b"\xff\x00", True), exact(HI + b"\xff\x00", True), "identical"),
+    ("hybi-03 message in two fragments", 3, hybi0x(3), b"\x84\x01H\x00\x01i",
+     exact(b"\x04\x02Hi", False), exact(b"\x04\x02Hi", False), "identical"),
+    ("hybi-03 message in three fragments", 3, hybi0x(3), b"\x84\x01H\x80\x01i\x00\x01!",
+     exact(b"\x04\x03Hi!", False), exact(b"\x04\x03Hi!", False), "identical"),
+    ("hybi-03 unknown opcode 9", 3, hybi0x(3), b"\x09\x00",
+     exact(b"\x01\x00", True), exact(b"\x01\x00", True), "identical"),
+    ("hybi-05 message in two fragments", 5, hybi(5),
+     frag05(D_TEXT, b"H", False) + frag05(0, b"i", True),
+     exact(b"\x84\x02Hi", False), exact(b"\x84\x02Hi", False), "identical"),
+    ("hybi-05 message in three fragments", 5, hybi(5),
+     frag05(D_TEXT, b"H", False) + frag05(0, b"i", False) + frag05(0, b"!", True),
+     exact(b"", False), exact(b"\x84\x03Hi!", False),
+     "em-websocket drops 3+-fragment messages on 05/06 (§2.3 bug); wscoro delivers them"),
+    ("hybi-03 Close with a body", 3, hybi0x(3), frame03(D_CLOSE, b"\x03\xe8bye"),
+     exact(b"\x01\x05\x03\xe8bye", True), exact(b"\x01\x00", True),
+     "RECORDED, not on the deliberate list: em-websocket echoes the Close body; wscoro answers "
+     "with an empty Close (hybi-03 gives the body no meaning)"),
+    ("hybi-05 Close with a body", 5, hybi(5), mask05(D_CLOSE, b"\x03\xe8bye"),
+     exact(b"\x81\x05\x03\xe8bye", True), exact(b"\x81\x00", True),
+     "RECORDED, not on the deliberate list: as hybi-03"),
+    ("hybi-06 Close without a code", 6, hybi(6), mask05(D_CLOSE, b""),
+     exact(b"\x81\x02\x03\xe8", True), exact(b"\x81\x00", True),
+     "RECORDED, not on the deliberate list: em-websocket answers code 1000; wscoro an empty "
+     "Close (nothing to echo)"),
+    ("RFC 6455 Close without a code", 13, hybi(13), mask_rfc(R_CLOSE, b""),
+     exact(b"\x88\x02\x03\xe8", True), exact(b"\x88\x00", True),
+     "RECORDED, not on the deliberate list: em-websocket answers 1000; wscoro an empty Close "
+     "(RFC 6455 §5.5.1: no code received, none echoed)"),
+    ("RFC 6455 unmasked client frame", 13, hybi(13), b"\x81\x02hi",
+     exact(b"\x81\x02hi", False), fails_with(13, 1002),
+     "RFC 6455 §5.1: the server MUST fail the connection (em-websocket's check is commented out)"),
+    ("RFC 6455 Close code 999", 13, hybi(13), mask_rfc(R_CLOSE, b"\x03\xe7"),
+     exact(b"\x88\x02\x03\xe7", True), fails_with(13, 1002),
+     "RFC 6455 §7.4: 999 is not a valid code; em-websocket echoes it"),
+    ("RFC 6455 invalid UTF-8 text", 13, hybi(13), mask_rfc(R_TEXT, b"\xc3\x28"),
+     exact(b"\x88\x13\x03\xefInvalid UTF8 data", True), fails_with(13, 1007),
+     "both fail with 1007 (reason texts differ)"),
+    ("hybi-06 invalid UTF-8 text", 6, hybi(6), mask05(D_TEXT, b"\xc3\x28"),
+     exact(b"\x81\x13\x03\xefInvalid UTF8 data", True), fails_with(6, 1007),
+     "both fail with 1007 (reason texts differ)"),
+]
+
+
+def run_frames(port, request, has_challenge, frames):
+    c = Conn(port)
+    try:
+        c.send(request)
+        head = c.read_head()
+        if head is None:
+            return {"data": b"<no handshake>", "closed": c.eof or c.reset}
+        if has_challenge:
+            c.read_exact(16)
+        c.send(frames)
+        data, closed = c.read_until_close(timeout=QUIET_TIMEOUT)
+        return {"data": data, "closed": closed}
+    finally:
+        c.close()
+
+
+def frame_cases(ours_port, em_port):
+    for name, version, request, frames, em_expect, ours_expect, why in FRAMES:
+        chal = version in (1, 2, 3, 76)
+        ok_e, det_e = em_expect(run_frames(em_port, request, chal, frames))
+        ok_o, det_o = ours_expect(run_frames(ours_port, request, chal, frames))
+        check(ok_e, f"frames '{name}': em-websocket as documented", det_e)
+        check(ok_o, f"frames '{name}': wscoro as documented ({why})", det_o)
 
 
 def flash_policy(ours_port, em_port):
@@ -753,6 +958,7 @@ def main():
             run_bad(name, request, em_expect, ours_expect, why, ours_port, em_port, em)
         frame_pipelined(ours_port, em_port)
         hixie_trailing(ours_port, em_port)
+        frame_cases(ours_port, em_port)
         flash_policy(ours_port, em_port)
         duplicate_version_crash(server_path, ruby, script)
 

@@ -1,0 +1,105 @@
+// One io_context run by several threads: connections on strands, sends across strands and
+// from foreign threads. Built under TSan (clang) by test/run_all.sh.
+
+#include <doctest/doctest.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <thread>
+
+#include "server_fixture.hpp"
+#include "wscoro/connection.hpp"
+
+using namespace wscoro;
+using namespace wscoro::test;
+using protocol::event_kind;
+using protocol::opcode;
+
+TEST_SUITE("threads") {
+    TEST_CASE("a multi-threaded io_context: echo and broadcast across strands") {
+        asio::io_context server_io(2);
+        server_options o;
+        o.port = 0;
+        server srv(server_io.get_executor(), o);
+        std::mutex members_mutex;
+        std::set<connection> members;
+        std::atomic<int> handlers_done{0};
+        srv.serve([&](connection ws) -> asio::awaitable<void> {
+            {
+                std::lock_guard lock(members_mutex);
+                members.insert(ws);
+            }
+            while (auto m = co_await ws.receive()) {
+                const std::string text = m->str();
+                if (text.rfind("all:", 0) == 0) {
+                    std::vector<connection> copy;
+                    {
+                        std::lock_guard lock(members_mutex);
+                        copy.assign(members.begin(), members.end());
+                    }
+                    for (auto& other : copy) {  // other connections live on other strands
+                        std::error_code ec;
+                        co_await other.send(text, ec);
+                    }
+                } else {
+                    co_await ws.send(*m);
+                }
+            }
+            {
+                std::lock_guard lock(members_mutex);
+                members.erase(ws);
+            }
+            ++handlers_done;
+        });
+        std::vector<std::thread> threads;
+        for (int i = 0; i < 2; ++i)
+            threads.emplace_back([&] { server_io.run(); });
+
+        constexpr int clients = 8, messages = 100;
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                                         srv.local_endpoint().port());
+        asio::io_context client_io(1);
+        int ok_clients = 0;
+        int broadcasts_seen = 0;
+        run_test(
+            client_io,
+            [&]() -> asio::awaitable<void> {
+                std::vector<ws_client> cs;
+                for (int i = 0; i < clients; ++i)
+                    cs.push_back(co_await ws_client::connect(ep));
+                for (int round = 0; round < messages; ++round) {
+                    for (int i = 0; i < clients; ++i)
+                        co_await cs[i].send_text("c" + std::to_string(i) + " " +
+                                                 std::to_string(round));
+                    for (int i = 0; i < clients; ++i) {
+                        auto r = co_await cs[i].next();
+                        CHECK(r.text() == "c" + std::to_string(i) + " " + std::to_string(round));
+                    }
+                }
+                ok_clients = clients;
+                co_await cs[0].send_text("all:hello");
+                for (int i = 0; i < clients; ++i) {
+                    auto r = co_await cs[i].next();
+                    if (r.text() == "all:hello") ++broadcasts_seen;
+                }
+                for (auto& c : cs)
+                    co_await c.send_close(1000);
+                for (auto& c : cs)
+                    (void)co_await c.next();
+            },
+            std::chrono::seconds(60));
+        for (int i = 0; i < 500 && handlers_done < clients; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        srv.stop();
+        for (auto& t : threads)
+            t.join();  // run() returns once everything is closed
+        CHECK(ok_clients == clients);
+        CHECK(broadcasts_seen == clients);
+        CHECK(handlers_done == clients);
+        CHECK(srv.connection_count() == 0);
+    }
+}
