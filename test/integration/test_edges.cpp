@@ -536,4 +536,69 @@ TEST_SUITE("edges") {
         });
         CHECK(remote == "203.0.113.5");
     }
+
+    TEST_CASE("TLS tuning: min_version and key-exchange groups") {
+        const auto cert = make_self_signed("localhost");
+        server_fixture f;
+        f.options.secure = true;
+        f.options.tls.cert = cert.cert_pem;
+        f.options.tls.private_key = cert.key_pem;
+        f.options.tls.min_version = tls_version::tls1_3;
+        f.options.tls.ecdh_curve = "X25519:P-256";
+        std::string version;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            version = ws.handshake().tls().version;
+            co_await echo(ws);
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            tls_client_options tls{"localhost", cert.cert_pem, {}, {}};
+            auto c = co_await ws_client::connect(f.endpoint(), "/", {}, &tls);
+            co_await c.send_text("1.3");
+            auto r = co_await c.next();
+            CHECK(r.text() == "1.3");
+        });
+        CHECK(version == "TLSv1.3");
+        // a bad group list is a start-up error
+        asio::io_context io;
+        server_options o;
+        o.port = 0;
+        o.secure = true;
+        o.tls.cert = cert.cert_pem;
+        o.tls.private_key = cert.key_pem;
+        o.tls.ecdh_curve = "NO-SUCH-GROUP";
+        server srv(io.get_executor(), o);
+        std::string what;
+        try {
+            srv.listen();
+        } catch (const std::system_error& e) {
+            what = e.what();
+        }
+        CHECK(what.find("ecdh_curve") != std::string::npos);
+    }
+
+    TEST_CASE("secure_proxy: hixie Location headers use wss://") {
+        server_fixture f;
+        f.options.secure_proxy = true;
+        f.start(echo);
+        f.run([&]() -> asio::awaitable<void> {
+            const std::string req =
+                "GET /p?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\n"
+                "Upgrade: WebSocket\r\nOrigin: http://example.test\r\n"
+                "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n"
+                "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n^n:ds[4U";
+            auto c = co_await ws_client::connect_raw(f.endpoint());
+            co_await c.write_raw(req);
+            const auto head = co_await c.read_http_head();
+            CHECK(head.find("\r\nSec-WebSocket-Location: wss://example.test/p?q=1\r\n") !=
+                  std::string::npos);
+            const std::string r75 =
+                "GET /p HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\n"
+                "Upgrade: WebSocket\r\nOrigin: http://example.test\r\n\r\n";
+            auto c2 = co_await ws_client::connect_raw(f.endpoint());
+            co_await c2.write_raw(r75);
+            const auto head75 = co_await c2.read_http_head();
+            CHECK(head75.find("\r\nWebSocket-Location: wss://example.test/p\r\n") !=
+                  std::string::npos);
+        });
+    }
 }
