@@ -499,7 +499,8 @@ def observe(port, request):
             head, sep, rest = c.buf.partition(b"\r\n\r\n")
             if sep and head.startswith(b"HTTP/1.1 101 ") and \
                     (not want_challenge or len(rest) >= 16):
-                c.read_quiet(0.3)
+                while c._recv(0.3):   # anything sent right after it (there should be none)
+                    pass
                 break
             left = deadline - time.monotonic()
             if left <= 0:
