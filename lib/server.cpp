@@ -12,7 +12,9 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "connection_impl.hpp"
 #include "tls_context.hpp"
@@ -21,13 +23,26 @@ namespace wscoro {
 
 using asio::ip::tcp;
 using detail::connection_impl;
+// SO_REUSEPORT lives in asio::detail: keep our own name for it.
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 struct server::state : std::enable_shared_from_this<server::state> {
     asio::any_io_executor executor;
     server_options options;
     std::shared_ptr<const detail::connection_config> config;
     std::shared_ptr<const wscoro::handler> handler;
-    std::optional<tcp::acceptor> acceptor;
+    // One listener per io_context: the caller's (threads <= 1), or one per server-owned
+    // context and thread (threads > 1), each with its own SO_REUSEPORT acceptor so the kernel
+    // spreads connections and every connection stays on the thread that accepted it.
+    struct listener {
+        asio::any_io_executor executor;
+        std::unique_ptr<tcp::acceptor> acceptor;
+        bool single_threaded = false;
+    };
+    std::vector<listener> listeners;
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::vector<std::thread> threads;
     tcp::endpoint local;
     std::mutex mutex;  // guards `connections` (connections live on different strands)
     std::unordered_set<std::shared_ptr<connection_impl>> connections;
@@ -156,13 +171,14 @@ bool is_resource_exhaustion(std::error_code ec) {
     return os_error && (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
 }
 
-asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
+asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t index) {
     auto& log = st->config->log;
+    auto& l = st->listeners[index];
     while (!st->stopping) {
-        auto strand = detail::make_connection_strand(st->executor, st->options.single_threaded);
+        auto strand = detail::make_connection_strand(l.executor, l.single_threaded);
         auto strand_executor =
             std::visit([](const auto& s) { return asio::any_io_executor(s); }, strand);
-        auto [ec, socket] = co_await st->acceptor->async_accept(strand_executor, use_tuple);
+        auto [ec, socket] = co_await l.acceptor->async_accept(strand_executor, use_tuple);
         if (st->stopping) break;
         if (ec) {
             if (ec == asio::error::operation_aborted) break;
@@ -175,7 +191,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st) {
                 st->config->on_error(r);
             else
                 log.log(log_level::warn, 0, "{}", r.message);
-            asio::steady_timer backoff(st->executor);
+            asio::steady_timer backoff(l.executor);
             backoff.expires_after(is_resource_exhaustion(ec) ? std::chrono::milliseconds(100)
                                                              : std::chrono::milliseconds(10));
             (void)co_await backoff.async_wait(use_tuple);
@@ -205,12 +221,21 @@ server::server(asio::any_io_executor executor, server_options options)
 
 server::~server() {
     stop();
+    auto& st = *state_;
+    if (st.threads.empty()) return;
+    // The server's own threads finish the closing handshakes (bounded by timeouts.close).
+    // The caller's io_context may have stopped running, so release their work here too.
+    st.work.clear();
+    for (auto& t : st.threads)
+        if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+    for (auto& t : st.threads)
+        if (t.joinable()) t.detach();  // destroyed from one of its own threads: cannot join
 }
 
 void server::listen() {
     auto& st = *state_;
     std::lock_guard lock(st.listen_mutex);
-    if (st.acceptor) return;
+    if (!st.listeners.empty()) return;
     // Everything that can be wrong in the configuration (addresses, TLS files, keys,
     // passwords) fails here, at start-up, not at the first client.
     if (!st.config) st.config = make_config(st.options);
@@ -225,17 +250,36 @@ void server::listen() {
                                         tcp::resolver::passive);  // throws on failure
         endpoint = results.begin()->endpoint();
     }
-    tcp::acceptor acceptor(st.executor);
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    if (endpoint.address().is_v6() && endpoint.address().is_unspecified())
-        acceptor.set_option(asio::ip::v6_only(false), ec);  // "::" serves IPv4 too
-    acceptor.bind(endpoint);
-    acceptor.listen(st.options.backlog);
-    st.local = acceptor.local_endpoint();
-    st.acceptor.emplace(std::move(acceptor));
-    st.config->log.log(log_level::info, 0, "listening on {}:{}", st.local.address().to_string(),
-                       st.local.port());
+    const unsigned n = std::max(1u, st.options.threads);
+    std::vector<state::listener> listeners;
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (unsigned i = 0; i < n; ++i) {
+        state::listener l;
+        if (n == 1) {
+            l.executor = st.executor;
+            l.single_threaded = st.options.single_threaded;
+        } else {
+            contexts.push_back(std::make_unique<asio::io_context>(1));
+            l.executor = contexts.back()->get_executor();
+            l.single_threaded = true;  // each context is run by exactly one thread
+        }
+        l.acceptor = std::make_unique<tcp::acceptor>(l.executor);
+        auto& a = *l.acceptor;
+        a.open(endpoint.protocol());
+        a.set_option(tcp::acceptor::reuse_address(true));
+        if (n > 1) a.set_option(reuse_port(true));
+        if (endpoint.address().is_v6() && endpoint.address().is_unspecified())
+            a.set_option(asio::ip::v6_only(false), ec);  // "::" serves IPv4 too
+        a.bind(endpoint);
+        a.listen(st.options.backlog);
+        if (i == 0) endpoint = a.local_endpoint();  // port 0: the others join the same port
+        listeners.push_back(std::move(l));
+    }
+    st.local = endpoint;
+    st.contexts = std::move(contexts);
+    st.listeners = std::move(listeners);
+    st.config->log.log(log_level::info, 0, "listening on {}:{}{}", st.local.address().to_string(),
+                       st.local.port(), n > 1 ? fmt::format(" with {} threads", n) : "");
 }
 
 tcp::endpoint server::local_endpoint() const {
@@ -244,15 +288,32 @@ tcp::endpoint server::local_endpoint() const {
 
 void server::serve(handler h) {
     listen();
-    state_->handler = std::make_shared<const handler>(std::move(h));
-    asio::co_spawn(state_->executor, accept_loop(state_), asio::detached);
+    auto& st = *state_;
+    st.handler = std::make_shared<const handler>(std::move(h));
+    for (std::size_t i = 0; i < st.listeners.size(); ++i)
+        asio::co_spawn(st.listeners[i].executor, accept_loop(state_, i), asio::detached);
+    for (auto& ctx : st.contexts) {
+        st.work.push_back(asio::make_work_guard(*ctx));
+        st.threads.emplace_back([c = ctx.get()] { c->run(); });
+    }
 }
 
 asio::awaitable<void> server::run(handler h) {
-    listen();
-    state_->handler = std::make_shared<const handler>(std::move(h));
     auto st = state_;  // the server object may be gone when this resumes
-    co_await accept_loop(st);
+    if (std::max(1u, st->options.threads) > 1) {
+        // The work happens on the server's own threads: wait here until stopped.
+        serve(std::move(h));
+        asio::steady_timer wait(co_await asio::this_coro::executor);
+        while (!st->stopping) {
+            wait.expires_after(std::chrono::milliseconds(50));
+            auto [ec] = co_await wait.async_wait(use_tuple);
+            if (ec) break;  // cancelled
+        }
+    } else {
+        listen();
+        st->handler = std::make_shared<const handler>(std::move(h));
+        co_await accept_loop(st, 0);
+    }
     // The accept loop ends on stop() or when this coroutine is cancelled (e.g. through a
     // cancellation_signal bound to co_spawn): both mean a graceful shutdown.
     if (!st->stopping) stop_state(st);
@@ -264,9 +325,16 @@ void server::stop() {
 
 void server::stop_state(const std::shared_ptr<state>& st) {
     if (st->stopping.exchange(true)) return;
+    for (auto& l : st->listeners) {
+        // Each acceptor is closed on its own executor (Asio objects are not thread-safe).
+        asio::post(l.executor, [st, a = l.acceptor.get()] {
+            std::error_code ignored;
+            a->close(ignored);
+        });
+    }
     asio::post(st->executor, [st] {
-        std::error_code ignored;
-        if (st->acceptor) st->acceptor->close(ignored);
+        // Server-owned threads end once their connections are gone.
+        st->work.clear();
         std::vector<std::shared_ptr<connection_impl>> open;
         {
             std::lock_guard lock(st->mutex);

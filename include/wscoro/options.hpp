@@ -147,6 +147,14 @@ struct server_options {
     /// Listen backlog.
     int backlog = 1024;
 
+    /// Multi-core: with threads > 1 the server runs its own `threads` io_contexts, each on
+    /// its own thread with its own SO_REUSEPORT acceptor; the kernel spreads new connections
+    /// over them and each connection stays on its thread (no locks, no strands on the hot
+    /// path). The executor given to the server is then only used for stop(). send() from any
+    /// thread stays safe. The server's destructor joins these threads. 1: everything runs on
+    /// the given executor.
+    unsigned threads = 1;
+
     /// Set when the executor's io_context is run by exactly one thread (e.g. `io.run()` on
     /// `asio::io_context io(1)`, or one io_context per thread). Connections then run on that
     /// executor directly instead of on a strand of it: no lock and no extra operations per

@@ -56,6 +56,15 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
             }
             options.max_message_size = n;
             options.max_frame_size = n;
+        } else if (arg == "--threads") {
+            const auto v = value();
+            unsigned n = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || p != v.data() + v.size() || n == 0 || n > 256) {
+                fmt::print(stderr, "bad thread count '{}'\n{}", v, usage);
+                std::exit(2);
+            }
+            options.threads = n;
         } else if (arg == "--debug") {
             options.debug = true;
         } else if (arg == "--help" || arg == "-h") {

@@ -2,7 +2,7 @@
 // closes are answered with the same code. Used by the conformance suites and benchmarks.
 //
 //     echo [--host 127.0.0.1] [--port 8080] [--tls-cert FILE --tls-key FILE]
-//          [--max-message-size BYTES] [--debug]
+//          [--max-message-size BYTES] [--threads N] [--debug]
 
 #include <fmt/format.h>
 #include <asio/io_context.hpp>
@@ -20,9 +20,11 @@ asio::awaitable<void> echo(wscoro::connection ws) {
 
 constexpr std::string_view usage =
     "usage: echo [--host ADDRESS] [--port PORT] [--tls-cert FILE --tls-key FILE\n"
-    "            [--tls-key-pass PASSWORD]] [--max-message-size BYTES] [--debug]\n"
+    "            [--tls-key-pass PASSWORD]] [--max-message-size BYTES] [--threads N]\n"
+    "            [--debug]\n"
     "  An exact WebSocket echo server (default 127.0.0.1:8080), over wss:// with\n"
-    "  --tls-cert/--tls-key (PEM files). --max-message-size also raises the frame limit.\n";
+    "  --tls-cert/--tls-key (PEM files). --max-message-size also raises the frame limit.\n"
+    "  --threads N: N threads, each with its own io_context and SO_REUSEPORT acceptor.\n";
 
 }  // namespace
 

@@ -102,4 +102,79 @@ TEST_SUITE("threads") {
         CHECK(handlers_done == clients);
         CHECK(srv.connection_count() == 0);
     }
+
+    TEST_CASE("threads = 2: one io_context and acceptor per thread, connections spread") {
+        std::mutex m;
+        std::set<std::thread::id> handler_threads;
+        std::vector<connection> all;
+        std::atomic<int> handlers_done{0};
+        constexpr int clients = 24;
+        int echoed = 0, cross = 0;
+        {
+            asio::io_context main_io(1);
+            server_options o;
+            o.port = 0;
+            o.threads = 2;
+            server srv(main_io.get_executor(), o);
+            srv.serve([&](connection ws) -> asio::awaitable<void> {
+                {
+                    std::lock_guard lock(m);
+                    handler_threads.insert(std::this_thread::get_id());
+                    all.push_back(ws);
+                }
+                while (auto msg = co_await ws.receive()) {
+                    if (msg->text() == "shout") {
+                        std::vector<connection> copy;
+                        {
+                            std::lock_guard lock(m);
+                            copy = all;
+                        }
+                        for (auto& c : copy) {  // some live on the other thread
+                            std::error_code ec;
+                            co_await c.send("heard", ec);
+                        }
+                    } else {
+                        co_await ws.send(*msg);
+                    }
+                }
+                ++handlers_done;
+            });
+            const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                                             srv.local_endpoint().port());
+            asio::io_context client_io(1);
+            run_test(
+                client_io,
+                [&]() -> asio::awaitable<void> {
+                    std::vector<ws_client> cs;
+                    for (int i = 0; i < clients; ++i)
+                        cs.push_back(co_await ws_client::connect(ep));
+                    for (int i = 0; i < clients; ++i)
+                        co_await cs[i].send_text("n" + std::to_string(i));
+                    for (int i = 0; i < clients; ++i) {
+                        auto r = co_await cs[i].next();
+                        if (r.text() == "n" + std::to_string(i)) ++echoed;
+                    }
+                    co_await cs[0].send_text("shout");
+                    for (int i = 0; i < clients; ++i) {
+                        auto r = co_await cs[i].next();
+                        if (r.text() == "heard") ++cross;
+                    }
+                    for (auto& c : cs)
+                        co_await c.send_close(1000);
+                    for (auto& c : cs)
+                        (void)co_await c.next();
+                },
+                std::chrono::seconds(60));
+            for (int i = 0; i < 500 && handlers_done < clients; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            {
+                std::lock_guard lock(m);
+                all.clear();
+            }
+        }  // ~server joins its threads
+        CHECK(echoed == clients);
+        CHECK(cross == clients);
+        CHECK(handlers_done == clients);
+        CHECK(handler_threads.size() == 2);
+    }
 }

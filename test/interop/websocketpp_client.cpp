@@ -28,6 +28,10 @@
 // WebSocket++ 0.8.2 does not compile as C++20 (constructors declared with template-ids,
 // e.g. `endpoint<connection,config>()`, are ill-formed since C++20), hence -std=c++17.
 
+// wscoro's meson.build defines ASIO_HAS_CO_AWAIT=1 for clang; C++17 has no coroutines.
+#if __cplusplus < 202002L
+#undef ASIO_HAS_CO_AWAIT
+#endif
 #ifndef ASIO_STANDALONE
 #define ASIO_STANDALONE
 #endif
@@ -590,7 +594,7 @@ private:
                 sock_.cancel(ignore);
                 io_.restart();
                 io_.run_for(std::chrono::milliseconds(100));  // let the cancelled op finish
-                return done();
+                return false;
             }
             if (io_.stopped()) io_.restart();
             io_.run_one_for(std::chrono::milliseconds(50));
