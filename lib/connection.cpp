@@ -32,6 +32,9 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 // Read buffer size. A message that arrives as one frame of up to this size (minus the
 // header) is handed to the application in place, without a copy.
 constexpr std::size_t read_buffer_size = 16 * 1024;
+// Payloads at least this large are written from the sender's memory (gather write, no
+// copy); smaller ones are copied into the write queue, where they coalesce with others.
+constexpr std::size_t zero_copy_threshold = 64 * 1024;
 // How long we keep reading after our last bytes, waiting for the peer's FIN, so that
 // closing with unread data does not turn into a RST that could destroy our Close frame.
 constexpr std::chrono::milliseconds max_linger{2000};
@@ -741,13 +744,18 @@ void connection_impl::on_transport_error(std::error_code ec) {
 // Writing
 // ---------------------------------------------------------------------------------------------
 
-std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even_if_closing) {
+std::error_code connection_impl::check_can_send(opcode op, bool even_if_closing) const {
     const auto st = state_.load();
     // RFC 6455 §5.5.1: no data frames after our Close; nothing at all once closed.
     if (socket_closed_ || st == connection_state::closed || st == connection_state::handshake ||
         (st == connection_state::closing && !even_if_closing) ||
         (close_sent_ && op != opcode::close))
         return make_error_code(error::closed);
+    return {};
+}
+
+std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even_if_closing) {
+    if (auto e = check_can_send(op, even_if_closing)) return e;
     log_frame("out", op, payload);
     if (decoder_.format() != protocol::wire_format::rfc6455) [[unlikely]] {
         // Older drafts: their own framing, or a clear error for what they cannot express.
@@ -806,27 +814,58 @@ void connection_impl::schedule_flush() {
 
 void connection_impl::start_write() {
     if (writing_ || socket_closed_) return;
-    if (wbuf_.empty()) {
+    if (wbuf_.empty() && segs_.empty()) {
         if (shutdown_pending_) begin_linger();
         return;
     }
     writing_ = true;
     std::swap(wbuf_, inflight_);
+    std::swap(segs_, inflight_segs_);
+    const auto mark = std::exchange(inline_mark_, 0);
+    inflight_gen_ = queued_gen_;
     auto done = asio::bind_allocator(
         handler_allocator<void>(write_memory_),
         [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
-    std::visit([&](auto& s) { asio::async_write(s, asio::buffer(inflight_), std::move(done)); },
-               stream_);
+    if (inflight_segs_.empty()) {
+        std::visit([&](auto& s) { asio::async_write(s, asio::buffer(inflight_), std::move(done)); },
+                   stream_);
+        return;
+    }
+    // One gather write (writev) for everything queued, inline and external alike.
+    if (inflight_.size() > mark)
+        inflight_segs_.push_back({nullptr, inflight_.size() - mark, mark, {}});
+    gather_.clear();
+    for (const auto& seg : inflight_segs_)
+        gather_.push_back(seg.data ? asio::const_buffer(seg.data, seg.size)
+                                   : asio::const_buffer(inflight_.data() + seg.offset, seg.size));
+    std::visit([&](auto& s) { asio::async_write(s, gather_, std::move(done)); }, stream_);
+}
+
+std::uint64_t connection_impl::enqueue_external(byte_span header, byte_span external,
+                                                std::shared_ptr<const void> keep) {
+    wbuf_.insert(wbuf_.end(), header.begin(), header.end());
+    if (wbuf_.size() > inline_mark_) {
+        segs_.push_back({nullptr, wbuf_.size() - inline_mark_, inline_mark_, {}});
+        inline_mark_ = wbuf_.size();
+    }
+    segs_.push_back({external.data(), external.size(), 0, std::move(keep)});
+    buffered_.fetch_add(header.size() + external.size(), std::memory_order_relaxed);
+    schedule_flush();
+    return ++queued_gen_;
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
     writing_ = false;
     buffered_.fetch_sub(n, std::memory_order_relaxed);
-    inflight_.clear();  // keeps its capacity: no allocation per write in the steady state
+    inflight_.clear();       // keeps its capacity: no allocation per write in the steady state
+    inflight_segs_.clear();  // releases shared frames; caller-owned bytes are done with
+    written_gen_ = inflight_gen_;
     if (ec) {
         if (!socket_closed_) on_transport_error(ec);
         buffered_ = 0;
         wbuf_.clear();
+        segs_.clear();
+        inline_mark_ = 0;
         notify();
         return;
     }
@@ -849,7 +888,30 @@ asio::awaitable<void> connection_impl::send_frame(opcode op, std::span<const std
                                                   std::error_code* ec) {
     // The common path creates no further coroutine frame: Asio recycles only a couple of
     // frames per thread, so nesting more would allocate per message.
-    auto e = enqueue(op, payload, false);
+    std::error_code e;
+    if (payload.size() >= zero_copy_threshold &&
+        decoder_.format() == protocol::wire_format::rfc6455 &&
+        config_->slow_consumer == slow_consumer_policy::suspend) {
+        // A large payload goes out from the caller's memory in the gather write, without a
+        // copy; so this send completes only once it is written (or the connection is gone).
+        e = check_can_send(op, false);
+        if (!e) {
+            log_frame("out", op, payload);
+            std::byte header[protocol::max_header_size];
+            const auto hn = protocol::encode_header(header, op, true, payload.size());
+            const auto gen = enqueue_external(std::span<const std::byte>(header, hn), payload, {});
+            auto self = shared_from_this();
+            while (written_gen_ < gen && !(socket_closed_ && !writing_))
+                co_await wait_signal();
+            if (written_gen_ < gen) e = make_error_code(error::closed);
+        }
+        if (ec)
+            *ec = e;
+        else if (e)
+            throw wscoro::system_error(e);
+        co_return;
+    }
+    e = enqueue(op, payload, false);
     if (!e && config_->slow_consumer == slow_consumer_policy::close) {
         if (buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
             e = make_error_code(error::slow_consumer);
@@ -859,6 +921,28 @@ asio::awaitable<void> connection_impl::send_frame(opcode op, std::span<const std
     } else if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water) {
         co_await wait_below_low_water();
     }
+    if (ec)
+        *ec = e;
+    else if (e)
+        throw wscoro::system_error(e);
+}
+
+asio::awaitable<void> connection_impl::send_prepared(const prepared_message& msg,
+                                                     std::error_code* ec) {
+    const auto op = msg.type() == message_type::text ? opcode::text : opcode::binary;
+    std::error_code e;
+    if (decoder_.format() == protocol::wire_format::rfc6455) {
+        e = check_can_send(op, false);
+        if (!e) {
+            log_frame("out", op, msg.payload());
+            // The shared frame itself is queued: no copy, no re-framing.
+            enqueue_external({}, msg.frame(), msg.shared_frame());
+        }
+    } else {
+        e = enqueue(op, msg.payload(), false);
+    }
+    if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water)
+        co_await wait_below_low_water();
     if (ec)
         *ec = e;
     else if (e)
@@ -957,6 +1041,9 @@ void connection_impl::force_close() {
     tcp().close(ignored);
     cancel_timer();
     if (keepalive_) keepalive_->cancel();
+    segs_.clear();  // never written: release shared frames, forget caller-owned bytes
+    wbuf_.clear();
+    inline_mark_ = 0;
     if (state_ != connection_state::closed) {
         set_close_info(close_code::abnormal, {}, false, make_error_code(error::closed));
         state_ = connection_state::closed;
@@ -1120,6 +1207,31 @@ void throw_if(std::error_code ec) {
     if (ec) throw wscoro::system_error(ec);
 }
 }  // namespace
+
+namespace {
+asio::awaitable<void> send_prepared_owned(std::shared_ptr<connection_impl> impl,
+                                          prepared_message msg, std::error_code* ec) {
+    co_await impl->send_prepared(msg, ec);
+}
+
+asio::awaitable<void> send_prepared_any(const std::shared_ptr<connection_impl>& impl,
+                                        const prepared_message& msg, std::error_code* ec) {
+    if (!impl) return fail_with(make_error_code(error::closed), ec);
+    if (impl->on_strand()) return impl->send_prepared(msg, ec);
+    // Another thread or strand: hop over with a copy of the handle (the bytes are shared).
+    auto op = send_prepared_owned(impl, msg, ec);
+    return asio::co_spawn(impl->executor(), std::move(op), asio::use_awaitable);
+}
+}  // namespace
+
+asio::awaitable<void> connection::send(const prepared_message& msg) const {
+    return send_prepared_any(impl_, msg, nullptr);
+}
+
+asio::awaitable<void> connection::send(const prepared_message& msg, std::error_code& ec) const {
+    ec = {};
+    return send_prepared_any(impl_, msg, &ec);
+}
 
 asio::awaitable<std::optional<message>> connection::receive() const {
     if (!impl_) return nothing_to_receive();

@@ -32,6 +32,7 @@
 #include "tls_context.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/options.hpp"
+#include "wscoro/prepared_message.hpp"
 #include "wscoro/protocol/codec.hpp"
 #include "wscoro/protocol/frame.hpp"
 
@@ -126,6 +127,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     asio::awaitable<void> send_frame(protocol::opcode op, std::span<const std::byte> payload,
                                      std::error_code* ec);
     asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec);
+    /// Queues a complete prepared RFC 6455 frame by reference (no copy), or its payload
+    /// re-framed for older protocol versions.
+    asio::awaitable<void> send_prepared(const prepared_message& msg, std::error_code* ec);
     /// Closes the socket at once (server shutdown after the close timeout, fatal errors).
     void force_close();
     /// Reports an error to on_error (never throws).
@@ -152,6 +156,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // write side
     std::error_code enqueue(protocol::opcode op, byte_span payload, bool even_if_closing);
+    /// Queues `header` (copied) then `external` by reference: `keep` holds the bytes alive
+    /// until written (null: the caller waits for the write, see send_frame). Returns the
+    /// write generation that completes once these bytes are written.
+    std::uint64_t enqueue_external(byte_span header, byte_span external,
+                                   std::shared_ptr<const void> keep);
+    std::error_code check_can_send(protocol::opcode op, bool even_if_closing) const;
     void enqueue_close(std::uint16_t code, std::string_view reason);
     void schedule_flush();
     void start_write();
@@ -217,6 +227,23 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
     std::vector<std::byte> wbuf_;
     std::vector<std::byte> inflight_;
+    // Bytes not in wbuf_ (a prepared message shared by many connections, a large payload
+    // written from the caller's memory): the queue is then a list of segments, inline runs
+    // of wbuf_ (data == nullptr, `offset` into it) and external spans, written with one
+    // gather write. Empty in the common case, where wbuf_ alone is written.
+    struct segment {
+        const std::byte* data;
+        std::size_t size;
+        std::size_t offset;
+        std::shared_ptr<const void> keep;
+    };
+    std::vector<segment> segs_;
+    std::vector<segment> inflight_segs_;
+    std::size_t inline_mark_ = 0;  // wbuf_ bytes before this offset are in segs_ already
+    std::vector<asio::const_buffer> gather_;
+    std::uint64_t queued_gen_ = 0;    // bumped per external segment
+    std::uint64_t inflight_gen_ = 0;  // the generation the write in flight completes
+    std::uint64_t written_gen_ = 0;
     std::atomic<std::size_t> buffered_{0};
     handler_memory write_memory_;  // for the posted flush and the socket write
     bool writing_ = false;

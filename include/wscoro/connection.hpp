@@ -14,6 +14,7 @@
 #include "wscoro/error.hpp"
 #include "wscoro/handshake_info.hpp"
 #include "wscoro/message.hpp"
+#include "wscoro/prepared_message.hpp"
 
 namespace wscoro {
 
@@ -60,7 +61,9 @@ class connection {
     asio::awaitable<std::optional<message>> receive() const;
 
     /// Queues `text` as one text frame. Completes once the frame is queued and the queue is
-    /// below the high-water mark (suspends meanwhile: backpressure). Throws
+    /// below the high-water mark (suspends meanwhile: backpressure). A payload of 64 KiB or
+    /// more is written straight from the caller's memory with a gather write (no copy), so
+    /// that send completes once it has been written. Throws
     /// wscoro::system_error: error::closed once the connection is closing or closed,
     /// error::invalid_utf8_argument if `text` is not UTF-8. `text` is copied before the
     /// first suspension, so it may refer to a temporary or to a received message.
@@ -70,6 +73,12 @@ class connection {
     /// Queues `data` as one binary frame; errors as send(text).
     asio::awaitable<void> send_binary(std::span<const std::byte> data) const;
     asio::awaitable<void> send_binary(std::span<const std::byte> data, std::error_code& ec) const;
+    /// Queues a prepared message by reference: the frame built once is shared, not copied,
+    /// however many connections it is sent to (older protocol versions re-frame its
+    /// payload). Backpressure and errors as send(text).
+    asio::awaitable<void> send(const prepared_message& msg) const;
+    asio::awaitable<void> send(const prepared_message& msg, std::error_code& ec) const;
+
     /// Sends a received message back with its type (text or binary): an exact echo, with
     /// no second UTF-8 check. Ping and pong messages are sent as ping and pong.
     asio::awaitable<void> send(const message& msg) const;

@@ -9,6 +9,7 @@
 #include "wscoro/logger.hpp"
 #include "wscoro/message.hpp"
 #include "wscoro/options.hpp"
+#include "wscoro/prepared_message.hpp"
 #include "wscoro/protocol/frame.hpp"
 #include "wscoro/protocol/handshake.hpp"
 #include "wscoro/protocol/http_request.hpp"

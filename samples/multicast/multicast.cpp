@@ -41,9 +41,11 @@ class room {
 room the_room;
 
 asio::awaitable<void> broadcast(std::string text) {
+    // Framed once, shared by every member's queue: no copy per member.
+    const auto msg = wscoro::prepared_message::text(text);
     for (auto& member : the_room.members()) {
         std::error_code ec;  // a member that just left is not an error for the others
-        co_await member.send(text, ec);
+        co_await member.send(msg, ec);
     }
 }
 

@@ -147,7 +147,7 @@ void check_v1_rejection(std::string_view line) {
     field[3] = rest;
     std::uint8_t addr[16];
     for (int i = 0; i < 2; ++i) {
-        if (field[i].find_first_of("\r\n%") != std::string::npos) return;
+        if (field[i].find_first_of(std::string_view("\r\n%\0", 4)) != std::string::npos) return;
         if (inet_pton(v4 ? AF_INET : AF_INET6, field[i].c_str(), addr) != 1) return;
     }
     for (int i = 2; i < 4; ++i) {

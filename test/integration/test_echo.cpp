@@ -12,6 +12,7 @@
 
 #include "server_fixture.hpp"
 #include "wscoro/connection.hpp"
+#include "wscoro/prepared_message.hpp"
 #include "wscoro/protocol/handshake.hpp"
 
 using namespace wscoro;
@@ -226,8 +227,9 @@ TEST_SUITE("echo") {
         server_fixture f;
         f.options.write_high_water = 256 * 1024;
         f.options.write_low_water = 64 * 1024;
-        constexpr std::size_t chunk = 64 * 1024,
-                              count = 320;  // 20 MiB: more than the kernel buffers
+        // 32 KiB: copied into the queue (payloads from 64 KiB are written from the sender's
+        // memory instead, see the zero-copy test). 20 MiB: more than the kernel buffers.
+        constexpr std::size_t chunk = 32 * 1024, count = 640;
         std::size_t max_buffered = 0;
         bool reached_high_water = false;
         f.start([&](connection ws) -> asio::awaitable<void> {
@@ -364,5 +366,78 @@ TEST_SUITE("echo") {
                 CHECK(drained);
             }
         });
+    }
+
+    TEST_CASE("large payloads go out from the sender's memory, in order with small ones") {
+        server_fixture f;
+        f.options.max_frame_size = 8u << 20;
+        f.options.max_message_size = 8u << 20;
+        std::size_t max_buffered = 0;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            for (int i = 0; i < 8; ++i) {
+                // a fresh buffer per send: send() must not return before it is written
+                auto big =
+                    pattern((1u << 20) + static_cast<std::size_t>(i), static_cast<unsigned>(i));
+                co_await ws.send("small " + std::to_string(i));
+                co_await ws.send_binary(big);
+                max_buffered = std::max(max_buffered, ws.buffered_amount());
+                std::fill(big.begin(), big.end(), std::byte{0});  // caller reuses its memory
+            }
+            (void)co_await ws.receive();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            for (int i = 0; i < 8; ++i) {
+                auto s1 = co_await c.next();
+                CHECK(s1.text() == "small " + std::to_string(i));
+                auto b = co_await c.next();
+                CHECK(b.type == opcode::binary);
+                CHECK(b.payload ==
+                      pattern((1u << 20) + static_cast<std::size_t>(i), static_cast<unsigned>(i)));
+            }
+            co_await c.send_close(1000);
+        });
+        CHECK(max_buffered == 0);  // each large send completed once written
+    }
+
+    TEST_CASE("a prepared message reaches many connections, framed once and shared") {
+        server_fixture f;
+        constexpr int n = 100;
+        std::vector<connection> members;
+        long max_use_count = 0;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            members.push_back(ws);
+            while (auto m = co_await ws.receive()) {
+                if (m->text() != "go") continue;
+                const auto shared = prepared_message::text("to everyone: κόσμε");
+                for (auto& member : members)
+                    co_await member.send(shared);
+                max_use_count = shared.shared_frame().use_count();
+                const auto big = prepared_message::binary(pattern(200000));
+                for (auto& member : members)
+                    co_await member.send(big);
+            }
+        });
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                std::vector<ws_client> cs;
+                for (int i = 0; i < n; ++i)
+                    cs.push_back(co_await ws_client::connect(f.endpoint()));
+                co_await sleep_for(std::chrono::milliseconds(50));
+                co_await cs[0].send_text("go");
+                const auto big = pattern(200000);
+                for (auto& c : cs) {
+                    auto r = co_await c.next();
+                    CHECK(r.text() == "to everyone: κόσμε");
+                    auto r2 = co_await c.next();
+                    CHECK(r2.payload == big);
+                }
+                for (auto& c : cs)
+                    co_await c.send_close(1000);
+            },
+            std::chrono::seconds(60));
+        // queued by reference: while queued, the connections hold the same frame
+        CHECK(max_use_count > 1);
+        CHECK_THROWS_AS(prepared_message::text("\xC0\xAF"), wscoro::system_error);
     }
 }
