@@ -31,6 +31,8 @@ class error_category_impl final : public std::error_category {
                 return "Sec-WebSocket-Key is not 16 base64-encoded bytes";
             case error::bad_sec_version:
                 return "unsupported Sec-WebSocket-Version";
+            case error::bad_hixie_key:
+                return "missing, repeated or malformed Sec-WebSocket-Key1/Key2";
             case error::handshake_timeout:
                 return "opening handshake timed out";
             case error::server_busy:
@@ -194,6 +196,7 @@ int http_status_for(std::error_code ec) noexcept {
         case error::no_host:
         case error::no_sec_key:
         case error::bad_sec_key:
+        case error::bad_hixie_key:
             return 400;
         case error::request_line_too_long:
             return 414;

@@ -7,7 +7,7 @@ set -euo pipefail
 
 want=(meson ninja-build g++ pkg-config cmake libasio-dev libssl-dev libfmt-dev doctest-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  want+=(clang python3 python3-websockets chromium openssl)
+  want+=(clang python3 python3-websockets chromium openssl libwebsocketpp-dev ruby-em-websocket)
   # Node: keep an existing installation (e.g. from nodesource); otherwise Debian's.
   command -v node >/dev/null 2>&1 || want+=(nodejs)
   command -v npm >/dev/null 2>&1 || want+=(npm)

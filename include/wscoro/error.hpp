@@ -64,6 +64,7 @@ enum class error {
     no_sec_key,             ///< missing or repeated Sec-WebSocket-Key (400); §4.2.1 item 5
     bad_sec_key,            ///< Sec-WebSocket-Key is not base64 of 16 bytes (400); §4.2.1 item 5
     bad_sec_version,        ///< unsupported Sec-WebSocket-Version (426); §4.2.1 item 6, §4.4
+    bad_hixie_key,          ///< missing, repeated or malformed Sec-WebSocket-Key1/Key2 (400)
     handshake_timeout,      ///< the request did not arrive within the handshake timeout
     server_busy,            ///< max_connections reached (503)
     tls_handshake_failed,   ///< the TLS handshake failed (the transport error is logged)

@@ -32,6 +32,10 @@ constexpr bool is_ctl(unsigned char c) noexcept {
 
 // RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
 // "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+constexpr bool is_hex(char c) noexcept {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 constexpr bool is_tchar(char c) noexcept {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
     switch (c) {
@@ -166,8 +170,8 @@ std::size_t http_request_parser::feed(std::span<const std::byte> bytes) {
             fail(error::headers_too_large, "request head too large");
             return used;
         }
-        if (state_ == state::request_line && c != '\n' && c != '\r' && c != ' ' &&
-            !is_tchar(c) && line_.find(' ') == std::string::npos) {
+        if (state_ == state::request_line && c != '\n' && c != '\r' && c != ' ' && !is_tchar(c) &&
+            line_.find(' ') == std::string::npos) {
             // RFC 9112 §3.1: the method is a token. Judge it as the bytes arrive, so binary
             // junk (or a Flash policy request when that is off) is answered at once rather
             // than held until a line end that may never come.
@@ -219,9 +223,16 @@ bool http_request_parser::on_line(std::string_view line) {
             fail(error::bad_http_request, "empty request target");
             return false;
         }
-        for (char c : target) {
+        for (std::size_t i = 0; i < target.size(); ++i) {
+            const char c = target[i];
             if (is_ctl(static_cast<unsigned char>(c))) {
                 fail(error::bad_http_request, "control character in request target");
+                return false;
+            }
+            // RFC 3986 §2.1: pct-encoded = "%" HEXDIG HEXDIG; a lone '%' is malformed.
+            if (c == '%' &&
+                (i + 2 >= target.size() || !is_hex(target[i + 1]) || !is_hex(target[i + 2]))) {
+                fail(error::bad_http_request, "malformed percent-encoding in request target");
                 return false;
             }
         }

@@ -181,10 +181,10 @@ negotiation negotiate_hixie76(const http_request& request, std::span<const std::
     // hixie-75); a repeated one is ambiguous.
     if (request.header_count("Sec-WebSocket-Key1") != 1 ||
         request.header_count("Sec-WebSocket-Key2") != 1)
-        return reject(error::no_sec_key, version, options);
+        return reject(error::bad_hixie_key, version, options);
     const auto n1 = hixie76_key_number(*request.header("Sec-WebSocket-Key1"));
     const auto n2 = hixie76_key_number(*request.header("Sec-WebSocket-Key2"));
-    if (!n1 || !n2) return reject(error::bad_sec_key, version, options);
+    if (!n1 || !n2) return reject(error::bad_hixie_key, version, options);
     // -76 §5.2 step 8: key3 is the 8 bytes after the head. Keys are checked first, so a bad
     // request fails at once instead of waiting for bytes.
     if (body.size() < 8) {

@@ -529,3 +529,24 @@ TEST_SUITE("http_request") {
         }
     }
 }
+
+TEST_SUITE("http_request") {
+    TEST_CASE("malformed percent-encoding in the target is a 400 (RFC 3986 §2.1)") {
+        for (std::string_view target : {"/%", "/a%2", "/a%zz", "/%g0?x", "/ok?%"}) {
+            CAPTURE(target);
+            wscoro::protocol::http_request_parser p;
+            const std::string req = "GET " + std::string(target) + " HTTP/1.1\r\nHost: a\r\n\r\n";
+            p.feed(req);
+            CHECK(p.failed());
+            CHECK(p.error() == wscoro::error::bad_http_request);
+        }
+        for (std::string_view target : {"/a%20b", "/%41%7a?q=%2F"}) {
+            CAPTURE(target);
+            wscoro::protocol::http_request_parser p;
+            const std::string req = "GET " + std::string(target) + " HTTP/1.1\r\nHost: a\r\n\r\n";
+            p.feed(req);
+            CHECK(p.done());
+            CHECK(p.request().target == target);
+        }
+    }
+}

@@ -123,6 +123,15 @@ constexpr std::string_view resp_400_bad_key =
     "\r\n"
     "Sec-WebSocket-Key is not 16 base64-encoded bytes\n";
 
+// Written out by hand: the 400 for a missing, repeated or malformed hixie-76 key.
+constexpr std::string_view resp_400_hixie_key =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 55\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "missing, repeated or malformed Sec-WebSocket-Key1/Key2\n";
+
 // --- hixie-75 ---
 
 // [draft-75] sample handshake.
@@ -449,8 +458,8 @@ TEST_CASE("hixie-76: em-websocket vector, secure, extra, frames after key3") {
     SUBCASE("Sec-WebSocket-Version: 76 selects hixie-76 and is answered, not left hanging") {
         const auto head = replace(em76_head, "\r\n\r\n", "\r\nSec-WebSocket-Version: 76\r\n\r\n");
         check_accepted(run(head + "ABCDEFGH"), 76, em76_response, 8);
-        check_rejected(run(replace(rfc_request, "Version: 13", "Version: 76")), error::no_sec_key,
-                       400, resp_400_no_key);
+        check_rejected(run(replace(rfc_request, "Version: 13", "Version: 76")),
+                       error::bad_hixie_key, 400, resp_400_hixie_key);
     }
 }
 
@@ -491,22 +500,22 @@ TEST_CASE("hybi-01..03: Sec-WebSocket-Draft with the hixie-76 handshake") {
     // A draft-2 request without its keys.
     check_rejected(run("GET /demo HTTP/1.1\r\nHost: example.com\r\nUpgrade: WebSocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Draft: 2\r\n\r\n"),
-                   error::no_sec_key, 400, resp_400_no_key);
+                   error::bad_hixie_key, 400, resp_400_hixie_key);
 }
 
 TEST_CASE("hixie-76: every malformed key is a 400, without waiting for key3") {
     SUBCASE("missing Key1 (em-websocket would take it for hixie-75)") {
         const auto r = run(draft76_with("Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n", ""));
         CHECK(r.protocol_version == 76);
-        check_rejected(r, error::no_sec_key, 400, resp_400_no_key);
+        check_rejected(r, error::bad_hixie_key, 400, resp_400_hixie_key);
     }
     SUBCASE("missing Key2") {
         check_rejected(run(draft76_with("Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n", "")),
-                       error::no_sec_key, 400, resp_400_no_key);
+                       error::bad_hixie_key, 400, resp_400_hixie_key);
     }
     SUBCASE("repeated Key1") {
         check_rejected(run(draft76_with("Origin:", "Sec-WebSocket-Key1: 1 x\r\nOrigin:")),
-                       error::no_sec_key, 400, resp_400_no_key);
+                       error::bad_hixie_key, 400, resp_400_hixie_key);
     }
     SUBCASE("bad key numbers, in Key1 or Key2, with or without key3") {
         for (std::string_view bad :
@@ -516,9 +525,9 @@ TEST_CASE("hixie-76: every malformed key is a 400, without waiting for key3") {
                                "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00"}) {
                 const std::string name = std::string(which).substr(0, 20);
                 const auto wire = draft76_with(which, name + std::string(bad));
-                check_rejected(run(wire), error::bad_sec_key, 400, resp_400_bad_key);
+                check_rejected(run(wire), error::bad_hixie_key, 400, resp_400_hixie_key);
                 const auto head_only = wire.substr(0, wire.size() - 8);
-                check_rejected(run(head_only), error::bad_sec_key, 400, resp_400_bad_key);
+                check_rejected(run(head_only), error::bad_hixie_key, 400, resp_400_hixie_key);
             }
         }
     }
