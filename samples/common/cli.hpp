@@ -77,13 +77,32 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
     }
 }
 
-/// Stops `server` gracefully (1001 to every client) on SIGINT or SIGTERM.
-inline void stop_on_signals(asio::io_context& io, wscoro::server& server,
-                            asio::signal_set& signals) {
-    (void)io;
-    signals.async_wait([&server](std::error_code ec, int) {
-        if (!ec) server.stop();
-    });
+/// The samples' main loop: one io_context on this thread, the server on it, a banner, and a
+/// graceful stop (1001 to every client) on SIGINT or SIGTERM. Returns the exit status.
+inline int run_server(std::string_view name, wscoro::server_options options,
+                      wscoro::handler handler) {
+    try {
+        asio::io_context io(1);
+        options.single_threaded = true;  // only this thread runs `io`
+        wscoro::server server(io.get_executor(), options);
+        server.serve(std::move(handler));
+        const auto ep = server.local_endpoint();
+        const auto host =
+            ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+        fmt::print("{} listening on {}://{}:{}/{}\n", name, options.secure ? "wss" : "ws", host,
+                   ep.port(),
+                   options.threads > 1 ? fmt::format(" ({} threads)", options.threads) : "");
+        std::fflush(stdout);
+        asio::signal_set signals(io, SIGINT, SIGTERM);
+        signals.async_wait([&server](std::error_code ec, int) {
+            if (!ec) server.stop();
+        });
+        io.run();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "{}: {}\n", name, e.what());
+        return 1;
+    }
+    return 0;
 }
 
 }  // namespace sample

@@ -5,8 +5,6 @@
 //          [--max-message-size BYTES] [--threads N] [--debug]
 
 #include <fmt/format.h>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
 #include <wscoro/wscoro.hpp>
 
 #include "../common/cli.hpp"
@@ -31,23 +29,5 @@ constexpr std::string_view usage =
 int main(int argc, char** argv) {
     wscoro::server_options options;
     sample::parse_common(argc, argv, options, usage);
-    try {
-        asio::io_context io(1);
-        options.single_threaded = true;  // only this thread runs `io`
-        wscoro::server server(io.get_executor(), options);
-        server.serve(echo);
-        const auto ep = server.local_endpoint();
-        fmt::print(
-            "echo server listening on ws://{}:{}/\n",
-            ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string(),
-            ep.port());
-        std::fflush(stdout);
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        sample::stop_on_signals(io, server, signals);
-        io.run();
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "echo: {}\n", e.what());
-        return 1;
-    }
-    return 0;
+    return sample::run_server("echo", options, echo);
 }

@@ -5,8 +5,6 @@
 //     flash_policy_server [--host 0.0.0.0] [--port 843] [--debug]
 
 #include <fmt/format.h>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
 #include <wscoro/wscoro.hpp>
 
 #include "../common/cli.hpp"
@@ -26,19 +24,6 @@ int main(int argc, char** argv) {
     // Policy requests arrive at once; nobody upgrades here, so keep connections short.
     options.timeouts.handshake = std::chrono::seconds(3);
     options.protocol_versions.clear();  // no WebSocket on this port: every upgrade gets 426
-    try {
-        asio::io_context io(1);
-        options.single_threaded = true;
-        wscoro::server server(io.get_executor(), options);
-        server.serve([](wscoro::connection) -> asio::awaitable<void> { co_return; });
-        fmt::print("flash policy server on port {}\n", server.local_endpoint().port());
-        std::fflush(stdout);
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        sample::stop_on_signals(io, server, signals);
-        io.run();
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "flash_policy_server: {}\n", e.what());
-        return 1;
-    }
-    return 0;
+    return sample::run_server("flash_policy_server", options,
+                              [](wscoro::connection) -> asio::awaitable<void> { co_return; });
 }

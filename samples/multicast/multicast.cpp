@@ -5,8 +5,6 @@
 //     multicast [--host 127.0.0.1] [--port 8080] [--debug]
 
 #include <fmt/format.h>
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -72,19 +70,5 @@ constexpr std::string_view usage =
 int main(int argc, char** argv) {
     wscoro::server_options options;
     sample::parse_common(argc, argv, options, usage);
-    try {
-        asio::io_context io(1);
-        options.single_threaded = true;  // only this thread runs `io`
-        wscoro::server server(io.get_executor(), options);
-        server.serve(session);
-        fmt::print("multicast room on ws://{}:{}/\n", options.host, server.local_endpoint().port());
-        std::fflush(stdout);
-        asio::signal_set signals(io, SIGINT, SIGTERM);
-        sample::stop_on_signals(io, server, signals);
-        io.run();
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "multicast: {}\n", e.what());
-        return 1;
-    }
-    return 0;
+    return sample::run_server("multicast", options, session);
 }
