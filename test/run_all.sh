@@ -53,7 +53,7 @@ CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration" buil
 # (only the threaded tests: test_frame and test_alloc replace operator new, as TSan does)
 CC=clang CXX=clang++ TSAN_OPTIONS="halt_on_error=1" TARGETS="test/test_threads test/test_echo" \
   run_suite "clang werror TSan: multi-threaded tests" build-tsan \
-  threads echo -- \
+  --no-rebuild threads echo -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=thread \
   -Db_lundef=false -Ddefault_library=static
 
