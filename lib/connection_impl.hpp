@@ -181,6 +181,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // read side
     void prepare_read_buffer();
+    void release_read_buffer();
     void on_peer_close(const protocol::decoder_event& ev);
     void fail_connection(std::error_code ec);
     void on_transport_error(std::error_code ec);
@@ -206,7 +207,11 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void notify();
     asio::awaitable<void> wait_signal();
 
-    void log_frame(const char* dir, protocol::opcode op, byte_span payload) const;
+    /// Frame logging: the level test is inline so that disabled logging costs a compare.
+    void log_frame(const char* dir, protocol::opcode op, byte_span payload) const {
+        if (config_->log.enabled(log_level::debug)) log_frame_slow(dir, op, payload);
+    }
+    void log_frame_slow(const char* dir, protocol::opcode op, byte_span payload) const;
 
     transport stream_;
     strand_variant strand_;

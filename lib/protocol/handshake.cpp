@@ -64,8 +64,10 @@ std::string compute_accept_key(std::string_view key) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int digest_len = 0;
     // RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)).
-    if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_len, EVP_sha1(), nullptr) !=
-        1)
+    // Fetched once: OpenSSL 3 otherwise looks the implementation up on every digest.
+    static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_len, sha1 ? sha1 : EVP_sha1(),
+                   nullptr) != 1)
         return {};
     return base64(digest.data(), digest_len);
 }
