@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "wscoro/error.hpp"
+#include "wscoro/protocol/message_assembly.hpp"
 
 namespace wscoro::protocol {
 namespace {
@@ -19,6 +20,10 @@ constexpr std::byte hixie_end{0xFF};
 
 // draft-ietf-hybi-04: the GUID hashed with the handshake's key and nonce.
 constexpr std::string_view hybi04_guid = "61AC5F19-FBBA-4540-B96F-6561F1AB40A8";
+
+using detail::extended_length_size;
+using detail::header_status;
+using detail::length7;
 
 std::error_code make(error e) noexcept {
     return make_error_code(e);
@@ -53,19 +58,6 @@ void xor_mask20(std::span<std::byte> data, const hybi04_key& mask, std::uint64_t
     }
 }
 
-bool is_known(opcode op) noexcept {
-    switch (op) {
-        case opcode::continuation:
-        case opcode::text:
-        case opcode::binary:
-        case opcode::close:
-        case opcode::ping:
-        case opcode::pong:
-            return true;
-    }
-    return false;
-}
-
 // Drafts 01-06 number the opcodes 0 continuation, 1 close, 2 ping, 3 pong, 4 text,
 // 5 binary; 6-F are reserved (hybi-03 §4.2; unchanged up to -06).
 bool from_draft_opcode(std::uint8_t v, opcode& op) noexcept {
@@ -96,7 +88,7 @@ std::uint8_t to_draft_opcode(opcode op) noexcept {
 
 // What every hybi draft and RFC 6455 allow in an outgoing frame.
 std::error_code check_outgoing(opcode op, bool fin, std::size_t size) noexcept {
-    if (!is_known(op)) return make(error::bad_opcode);
+    if (!detail::is_known_opcode(op)) return make(error::bad_opcode);
     if (is_control(op)) {
         // hybi-03 §4.4 .. RFC 6455 §5.5: control frames are never fragmented and never use
         // an extended length.
@@ -348,25 +340,13 @@ hybi_decoder::hybi_decoder(role r, int draft, frame_limits limits,
                : draft == 4      ? masking::sha1_04
                : draft >= 5      ? masking::key_05
                                  : masking::none),
-      limits_(limits),
-      contiguous_limit_(contiguous_limit) {}
-
-decoder_event hybi_decoder::fail(std::error_code ec) noexcept {
-    state_ = state::failed;
-    error_ = ec;
-    return error_event(ec);
-}
-
-std::size_t hybi_decoder::extended_length_size() const noexcept {
-    const auto len7 = std::to_integer<std::uint8_t>(hdr_[1] & length_bits);
-    return len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-}
+      msg_(limits, contiguous_limit) {}
 
 std::uint64_t hybi_decoder::header_missing() const noexcept {
     const std::size_t prefix = masking_ == masking::none ? 0 : sizeof prefix_;
     if (prefix_len_ < prefix) return prefix - prefix_len_ + 2u;
     if (hdr_len_ < 2) return 2u - hdr_len_;
-    return 2 + extended_length_size() - hdr_len_;
+    return 2 + extended_length_size(length7(hdr_[1])) - hdr_len_;
 }
 
 void hybi_decoder::unmask(std::span<std::byte> data, std::uint64_t frame_offset) const noexcept {
@@ -387,6 +367,18 @@ void hybi_decoder::unmask(std::span<std::byte> data, std::uint64_t frame_offset)
     }
 }
 
+void hybi_decoder::unmask_payload(std::span<std::byte> data,
+                                  std::uint64_t payload_offset) const noexcept {
+    // The mask runs on from the header: payload octet j is frame octet hdr_len_ + j.
+    unmask(data, hdr_len_ + payload_offset);
+}
+
+bool hybi_decoder::valid_close_code(std::uint16_t code) noexcept {
+    // hybi-06: codes below 1000 are not used and 1000-4999 are assigned ranges (1004
+    // "frame too large" is a real code in 06, so RFC 6455's reserved list is not applied).
+    return code >= 1000 && code <= 4999;
+}
+
 std::error_code hybi_decoder::check_first_byte() const noexcept {
     // hybi-03 §4.2 (unchanged to -06): RSV1-3 MUST be 0 without a negotiated extension.
     if ((hdr_[0] & rsv_bits) != std::byte{0}) return make(error::bad_reserved_bits);
@@ -403,60 +395,23 @@ std::error_code hybi_decoder::check_second_byte() const noexcept {
     // hybi-03 §4.2 (to -06): bit 7 of byte 1 is RSV4 (MASK only from draft 07) and MUST be 0.
     if ((hdr_[1] & high_bit) != std::byte{0}) return make(error::bad_reserved_bits);
     // hybi-03 §4.4 (to -06): control frames carry at most 125 bytes (no extended length).
-    if (is_control(op_) && std::to_integer<std::uint8_t>(hdr_[1] & length_bits) > 125)
-        return make(error::bad_control_size);
-    // hybi-03 §4.3 (to -06): a message is one text/binary frame followed by continuations
-    // up to the final one; only control frames may come in between.
-    if (op_ == opcode::continuation && !message_open_) return make(error::bad_continuation);
-    if ((op_ == opcode::text || op_ == opcode::binary) && message_open_)
-        return make(error::bad_data_frame);
-    return {};
+    if (is_control(op_) && length7(hdr_[1]) > 125) return make(error::bad_control_size);
+    // hybi-03 §4.3 (to -06): continuation sequencing.
+    return msg_.check_sequence(op_);
 }
 
 std::error_code hybi_decoder::check_length() noexcept {
-    const auto len7 = std::to_integer<std::uint8_t>(hdr_[1] & length_bits);
-    std::uint64_t length = len7;
-    if (len7 >= 126) {
-        length = 0;
-        const std::size_t n = extended_length_size();
-        for (std::size_t i = 0; i < n; ++i)
-            length = (length << 8) | std::to_integer<std::uint64_t>(hdr_[2 + i]);
-        // hybi-03 §4.2 (to -06): the most significant bit of a 64-bit length MUST be 0.
-        // All 64 bits are used (em-websocket read only 32 of them).
-        if (length >> 63) return make(error::bad_frame_length);
-    }
-    // RFC 6455 §7.4.1 (1009) applied to every draft: refuse a frame too big to process
-    // before buffering any of it.
-    if (length > limits_.max_frame_size) return make(error::frame_too_big);
-    if (!is_control(op_)) {
-        const std::uint64_t so_far = op_ == opcode::continuation ? message_size_ : 0;
-        // Likewise for the message it belongs to; a subtraction so huge limits cannot wrap.
-        if (so_far > limits_.max_message_size || length > limits_.max_message_size - so_far)
-            return make(error::message_too_big);
-    }
-    remaining_ = length;
-    return {};
+    // Minimal length encoding is not required (the drafts do not ask for it).
+    const std::uint64_t length = detail::payload_length(hdr_);
+    // hybi-03 §4.2 (to -06): the most significant bit of a 64-bit length MUST be 0.
+    // All 64 bits are used (em-websocket read only 32 of them).
+    if (length >> 63) return make(error::bad_frame_length);
+    // RFC 6455 §7.4.1 (1009) applied to every draft: the frame and message size limits.
+    return msg_.check_length(op_, length);
 }
 
-void hybi_decoder::start_frame() noexcept {
-    frame_offset_ = 0;
-    prepared_ = 0;
-    state_ = state::payload;
-    if (op_ == opcode::text || op_ == opcode::binary) {
-        message_type_ = op_;
-        message_size_ = remaining_;
-        utf8_.reset();
-        // The previous assembled message was handed out before this call; keep capacity.
-        assembly_.clear();
-        message_open_ = !fin_;
-    } else if (op_ == opcode::continuation) {
-        message_size_ += remaining_;
-    }
-}
-
-hybi_decoder::header_status hybi_decoder::read_header(std::span<const std::byte> in,
-                                                      std::size_t& pos,
-                                                      std::error_code& ec) noexcept {
+header_status hybi_decoder::read_header(std::span<const std::byte> in, std::size_t& pos,
+                                        std::error_code& ec) noexcept {
     const std::size_t prefix = masking_ == masking::none ? 0 : sizeof prefix_;
     if (prefix_len_ < prefix) {
         const std::size_t n = std::min<std::size_t>(prefix - prefix_len_, in.size() - pos);
@@ -497,162 +452,16 @@ hybi_decoder::header_status hybi_decoder::read_header(std::span<const std::byte>
         if (ec) return header_status::failed;
         from_draft_opcode(std::to_integer<std::uint8_t>(hdr_[0] & opcode_bits), op_);
     }
-    if (hdr_len_ < 2) {
-        if (!fill(2)) return header_status::incomplete;
-        ec = check_second_byte();
-        if (!ec && extended_length_size() == 0) ec = check_length();
-        if (ec) return header_status::failed;
-    }
-    const std::size_t ext = extended_length_size();
-    if (hdr_len_ < 2 + ext) {
-        if (!fill(2 + ext)) return header_status::incomplete;
-        ec = check_length();
-        if (ec) return header_status::failed;
-    }
-    start_frame();
+    const header_status st = detail::read_length(
+        hdr_, hdr_len_, fill, [&] { return check_second_byte(); }, [&] { return check_length(); },
+        ec);
+    if (st != header_status::complete) return st;
+    msg_.start_frame(fin_, op_);
     return header_status::complete;
 }
 
-bool hybi_decoder::prepare(std::span<std::byte> fresh, std::uint64_t payload_offset) noexcept {
-    // The mask runs on from the header: payload octet j is frame octet hdr_len_ + j.
-    unmask(fresh, hdr_len_ + payload_offset);
-    // Text is UTF-8 in every draft; checked as it arrives (fail-fast, as RFC 6455 §8.1).
-    if (message_type_ == opcode::text) return utf8_.feed(fresh);
-    return true;
-}
-
-decoder_event hybi_decoder::finish_control(std::span<std::byte> payload) noexcept {
-    decoder_event ev;
-    ev.type = op_;
-    ev.payload = payload;
-    if (op_ == opcode::ping) {
-        ev.kind = event_kind::ping;
-        return ev;
-    }
-    if (op_ == opcode::pong) {
-        ev.kind = event_kind::pong;
-        return ev;
-    }
-    ev.kind = event_kind::close;
-    if (!close_codes_ || payload.empty()) {
-        // Before draft 06 a Close body has no defined meaning: report "no status" (1005)
-        // and leave the body, uninterpreted, in `payload`.
-        ev.close_code = close_code::no_status;
-    } else {
-        // hybi-06: a Close body starts with a 2-byte status code.
-        if (payload.size() == 1) return fail(make(error::bad_close_size));
-        ev.close_code = static_cast<std::uint16_t>(std::to_integer<unsigned>(payload[0]) << 8 |
-                                                   std::to_integer<unsigned>(payload[1]));
-        // hybi-06: codes below 1000 are not used and 1000-4999 are assigned ranges (1004
-        // "frame too large" is a real code in 06, so RFC 6455's reserved list is not applied).
-        if (ev.close_code < 1000 || ev.close_code > 4999) return fail(make(error::bad_close_code));
-        const auto reason = payload.subspan(2);
-        // hybi-06: the rest of the body is a UTF-8 reason.
-        if (!is_valid_utf8(reason)) return fail(make(error::bad_close_payload));
-        ev.close_reason = {reinterpret_cast<const char*>(reason.data()), reason.size()};
-    }
-    // Nothing after a Close is processed (hybi-03 §4.4.1 .. -06).
-    state_ = state::closed;
-    return ev;
-}
-
 decoder_event hybi_decoder::next(std::span<std::byte> in, std::size_t& consumed) {
-    consumed = 0;
-    std::size_t pos = 0;
-    for (;;) {
-        switch (state_) {
-            case state::failed:
-                return error_event(error_);
-            case state::closed:
-                consumed = in.size();
-                return {};
-            case state::header: {
-                std::error_code ec;
-                const header_status st = read_header(in, pos, ec);
-                consumed = pos;
-                if (st == header_status::failed) return fail(ec);
-                if (st == header_status::incomplete) {
-                    decoder_event ev;
-                    ev.needed = header_missing();
-                    return ev;
-                }
-                break;
-            }
-            case state::payload: {
-                const std::size_t have = in.size() - pos;
-                if (is_control(op_)) {
-                    // Control bodies are at most 125 bytes: wait for all of them, then unmask
-                    // and hand them out in place.
-                    if (have < remaining_) {
-                        decoder_event ev;
-                        ev.needed = remaining_ - have;
-                        return ev;
-                    }
-                    const auto body = in.subspan(pos, static_cast<std::size_t>(remaining_));
-                    unmask(body, hdr_len_);
-                    pos += body.size();
-                    consumed = pos;
-                    remaining_ = 0;
-                    hdr_len_ = 0;
-                    prefix_len_ = 0;
-                    state_ = state::header;
-                    return finish_control(body);
-                }
-
-                const auto avail =
-                    static_cast<std::size_t>(std::min<std::uint64_t>(have, remaining_));
-                // Bytes up to prepared_ were unmasked and checked by an earlier call.
-                const auto done =
-                    static_cast<std::size_t>(std::min<std::uint64_t>(prepared_, avail));
-                if (!prepare(in.subspan(pos + done, avail - done), frame_offset_ + done))
-                    return fail(make(error::bad_frame_payload));
-
-                if (avail == remaining_) {
-                    const auto body = in.subspan(pos, avail);
-                    pos += avail;
-                    consumed = pos;
-                    // A message that is exactly one frame, wholly in `in`, needs no copy.
-                    const bool in_place = fin_ && op_ != opcode::continuation && frame_offset_ == 0;
-                    if (!in_place) assembly_.insert(assembly_.end(), body.begin(), body.end());
-                    remaining_ = 0;
-                    frame_offset_ = 0;
-                    prepared_ = 0;
-                    hdr_len_ = 0;
-                    prefix_len_ = 0;
-                    state_ = state::header;
-                    if (!fin_) break;
-                    // A text message must not end inside a code point.
-                    if (message_type_ == opcode::text && !utf8_.complete())
-                        return fail(make(error::bad_frame_payload));
-                    decoder_event ev;
-                    ev.kind = event_kind::message;
-                    ev.type = message_type_;
-                    ev.payload = in_place ? body : std::span<std::byte>(assembly_);
-                    message_open_ = false;
-                    message_size_ = 0;
-                    return ev;
-                }
-
-                decoder_event ev;
-                if (frame_offset_ == 0 && remaining_ <= contiguous_limit_) {
-                    // Leave the bytes in the caller's buffer so that the whole frame can be
-                    // handed out in place once it is complete.
-                    prepared_ = avail;
-                    ev.needed = remaining_ - avail;
-                    return ev;
-                }
-                assembly_.insert(assembly_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
-                                 in.begin() + static_cast<std::ptrdiff_t>(pos + avail));
-                pos += avail;
-                consumed = pos;
-                frame_offset_ += avail;
-                remaining_ -= avail;
-                prepared_ = 0;
-                ev.needed = remaining_;
-                return ev;
-            }
-        }
-    }
+    return msg_.decode(*this, in, consumed);
 }
 
 // =======================================================================================

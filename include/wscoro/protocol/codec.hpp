@@ -160,39 +160,38 @@ class hybi_decoder {
     void set_hybi04_key(const hybi04_key& key) noexcept { connection_key_ = key; }
     const hybi04_key& hybi04_masking_key() const noexcept { return connection_key_; }
 
-    void set_limits(frame_limits limits) noexcept { limits_ = limits; }
-    const frame_limits& limits() const noexcept { return limits_; }
-    void set_contiguous_limit(std::size_t n) noexcept { contiguous_limit_ = n; }
-    bool in_message() const noexcept { return message_open_; }
+    void set_limits(frame_limits limits) noexcept { msg_.set_limits(limits); }
+    const frame_limits& limits() const noexcept { return msg_.limits(); }
+    void set_contiguous_limit(std::size_t n) noexcept { msg_.set_contiguous_limit(n); }
+    bool in_message() const noexcept { return msg_.in_message(); }
     /// Releases the assembly buffer unless a message or frame is being assembled.
-    void shrink() noexcept {
-        if (!message_open_ && state_ != state::payload) std::vector<std::byte>().swap(assembly_);
-    }
+    void shrink() noexcept { msg_.shrink(); }
 
   private:
-    enum class state : std::uint8_t { header, payload, closed, failed };
-    enum class header_status : std::uint8_t { incomplete, complete, failed };
     enum class masking : std::uint8_t { none, sha1_04, key_05 };
 
-    decoder_event fail(std::error_code ec) noexcept;
-    decoder_event finish_control(std::span<std::byte> payload) noexcept;
-    header_status read_header(std::span<const std::byte> in, std::size_t& pos,
-                              std::error_code& ec) noexcept;
+    friend class detail::message_assembly;
+
+    // The hooks detail::message_assembly::decode calls (see frame.hpp).
+    detail::header_status read_header(std::span<const std::byte> in, std::size_t& pos,
+                                      std::error_code& ec) noexcept;
+    std::uint64_t header_missing() const noexcept;
+    void unmask_payload(std::span<std::byte> data, std::uint64_t payload_offset) const noexcept;
+    void end_frame() noexcept {
+        hdr_len_ = 0;
+        prefix_len_ = 0;
+    }
+    bool close_codes() const noexcept { return close_codes_; }
+    static bool valid_close_code(std::uint16_t code) noexcept;
+
     std::error_code check_first_byte() const noexcept;
     std::error_code check_second_byte() const noexcept;
     std::error_code check_length() noexcept;
-    void start_frame() noexcept;
     void unmask(std::span<std::byte> data, std::uint64_t frame_offset) const noexcept;
-    bool prepare(std::span<std::byte> fresh, std::uint64_t payload_offset) noexcept;
-    std::uint64_t header_missing() const noexcept;
-    std::size_t extended_length_size() const noexcept;
 
     bool more_bit_;     // drafts 01-03: bit 7 of byte 0 means MORE, not FIN
     bool close_codes_;  // draft 06
     masking masking_;
-    frame_limits limits_;
-    std::size_t contiguous_limit_;
-    state state_ = state::header;
 
     // current frame: masking prefix, then the (unmasked copy of the) header
     std::byte prefix_[4]{};
@@ -203,17 +202,8 @@ class hybi_decoder {
     hybi04_key connection_key_{};
     bool fin_ = false;
     opcode op_ = opcode::continuation;  // RFC 6455 numbering
-    std::uint64_t remaining_ = 0;
-    std::uint64_t frame_offset_ = 0;
-    std::uint64_t prepared_ = 0;
 
-    // current message
-    bool message_open_ = false;
-    opcode message_type_ = opcode::text;
-    std::uint64_t message_size_ = 0;
-    utf8_validator utf8_;
-    std::vector<std::byte> assembly_;
-    std::error_code error_;
+    detail::message_assembly msg_;
 };
 
 // ---------------------------------------------------------------------------------------

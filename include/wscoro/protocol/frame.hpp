@@ -67,6 +67,89 @@ struct decoder_event {
     std::uint64_t needed = 0;       ///< need_more: at least this many more bytes are wanted
 };
 
+namespace detail {
+
+/// How far a decoder's read_header got.
+enum class header_status : std::uint8_t { incomplete, complete, failed };
+
+/// What message_decoder (RFC 6455) and hybi_decoder (drafts 01-06, codec.hpp) share: the
+/// decoder's state, the size limits, the current frame's payload, the message it belongs to
+/// (type, size, UTF-8 state, assembly buffer) and the decoding loop itself. The member
+/// templates and the inline functions are defined in message_assembly.hpp.
+///
+/// Each decoder keeps only its header parsing and its masking scheme, and passes itself as
+/// `Framing` to decode(), which calls back (resolved at compile time and inlined):
+///   header_status read_header(std::span<const std::byte> in, std::size_t& pos,
+///                             std::error_code& ec)
+///       reads and checks the next frame header from in[pos...], advancing pos; it calls
+///       check_sequence() and check_length() as the bytes they need arrive and
+///       start_frame() once the header is complete;
+///   std::uint64_t header_missing() const  bytes the incomplete header still needs;
+///   void unmask_payload(std::span<std::byte> data, std::uint64_t payload_offset) const
+///       unmasks payload bytes in place, `data` starting `payload_offset` into the payload;
+///   void end_frame()                      the frame is consumed: a header comes next;
+///   bool close_codes() const              Close bodies carry a code and a reason;
+///   bool valid_close_code(std::uint16_t) const  a received Close code may be on the wire.
+class message_assembly {
+  public:
+    message_assembly(frame_limits limits, std::size_t contiguous_limit) noexcept
+        : limits_(limits), contiguous_limit_(contiguous_limit) {}
+
+    /// message_decoder::next's contract, with `framing`'s header format and masking. Forced
+    /// inline into each decoder's next(), so that the RFC 6455 path stays one function.
+    template <class Framing>
+    [[gnu::always_inline]] decoder_event decode(Framing& framing, std::span<std::byte> in,
+                                                std::size_t& consumed);
+
+    /// For read_header: whether a data frame of opcode `op` may come now.
+    std::error_code check_sequence(opcode op) const noexcept;
+    /// For read_header: checks a frame's payload length against the limits, before any of it
+    /// is buffered, and keeps it for start_frame.
+    std::error_code check_length(opcode op, std::uint64_t length) noexcept;
+    /// For read_header, once the header is complete: the payload (of the length passed to
+    /// check_length) comes next.
+    void start_frame(bool fin, opcode op) noexcept;
+
+    void set_limits(frame_limits limits) noexcept { limits_ = limits; }
+    const frame_limits& limits() const noexcept { return limits_; }
+    void set_contiguous_limit(std::size_t n) noexcept { contiguous_limit_ = n; }
+    bool in_message() const noexcept { return message_open_; }
+    void shrink() noexcept {
+        // A single long frame is streamed into assembly_ without opening a message.
+        if (!message_open_ && state_ != state::payload) std::vector<std::byte>().swap(assembly_);
+    }
+
+  private:
+    enum class state : std::uint8_t { header, payload, closed, failed };
+
+    decoder_event fail(std::error_code ec) noexcept;
+    template <class Framing>
+    bool prepare(const Framing& framing, std::span<std::byte> fresh, std::uint64_t offset) noexcept;
+    template <class Framing>
+    decoder_event finish_control(const Framing& framing, std::span<std::byte> payload) noexcept;
+
+    frame_limits limits_;
+    std::size_t contiguous_limit_;
+    state state_ = state::header;
+
+    // current frame (from start_frame on)
+    bool fin_ = false;
+    opcode op_ = opcode::continuation;
+    std::uint64_t remaining_ = 0;     // payload bytes of this frame not consumed yet
+    std::uint64_t frame_offset_ = 0;  // payload bytes of this frame consumed so far
+    std::uint64_t prepared_ = 0;      // bytes after the consumed point already unmasked/checked
+
+    // current message
+    bool message_open_ = false;  // a data frame with FIN clear has been received
+    opcode message_type_ = opcode::text;
+    std::uint64_t message_size_ = 0;
+    utf8_validator utf8_;
+    std::vector<std::byte> assembly_;
+    std::error_code error_;
+};
+
+}  // namespace detail
+
 /// Decodes a stream of frames into messages and control events.
 ///
 /// Contract with the caller (the connection owns one read buffer):
@@ -95,44 +178,38 @@ class message_decoder {
   public:
     explicit message_decoder(role r, frame_limits limits = {},
                              std::size_t contiguous_limit = 64 * 1024) noexcept
-        : role_(r), limits_(limits), contiguous_limit_(contiguous_limit) {}
+        : role_(r), msg_(limits, contiguous_limit) {}
 
     decoder_event next(std::span<std::byte> in, std::size_t& consumed);
 
     /// Changes the limits; applies from the next frame header.
-    void set_limits(frame_limits limits) noexcept { limits_ = limits; }
-    const frame_limits& limits() const noexcept { return limits_; }
-    void set_contiguous_limit(std::size_t n) noexcept { contiguous_limit_ = n; }
+    void set_limits(frame_limits limits) noexcept { msg_.set_limits(limits); }
+    const frame_limits& limits() const noexcept { return msg_.limits(); }
+    void set_contiguous_limit(std::size_t n) noexcept { msg_.set_contiguous_limit(n); }
 
     /// True while a fragmented message has been started but not finished.
-    bool in_message() const noexcept { return message_open_; }
+    bool in_message() const noexcept { return msg_.in_message(); }
     /// Releases the assembly buffer's memory (e.g. for an idle connection). Does nothing
     /// while a message or a frame is being assembled.
-    void shrink() noexcept {
-        // A single long frame is streamed into assembly_ without opening a message.
-        if (!message_open_ && state_ != state::payload) std::vector<std::byte>().swap(assembly_);
-    }
+    void shrink() noexcept { msg_.shrink(); }
 
   private:
-    enum class state : std::uint8_t { header, payload, closed, failed };
+    friend class detail::message_assembly;
 
-    enum class header_status : std::uint8_t { incomplete, complete, failed };
+    // The hooks detail::message_assembly::decode calls (see there).
+    detail::header_status read_header(std::span<const std::byte> in, std::size_t& pos,
+                                      std::error_code& ec) noexcept;
+    std::uint64_t header_missing() const noexcept;
+    void unmask_payload(std::span<std::byte> data, std::uint64_t payload_offset) const noexcept;
+    void end_frame() noexcept { hdr_len_ = 0; }
+    static constexpr bool close_codes() noexcept { return true; }
+    static bool valid_close_code(std::uint16_t code) noexcept;
 
-    decoder_event fail(std::error_code ec) noexcept;
-    decoder_event finish_control(std::span<std::byte> payload) noexcept;
-    header_status read_header(std::span<const std::byte> in, std::size_t& pos,
-                              std::error_code& ec) noexcept;
     std::error_code check_first_byte() const noexcept;
     std::error_code check_second_byte() const noexcept;
     std::error_code check_length() noexcept;
-    void start_frame() noexcept;
-    bool prepare(std::span<std::byte> fresh, std::uint64_t offset) noexcept;
-    std::uint64_t header_missing() const noexcept;
 
     role role_;
-    frame_limits limits_;
-    std::size_t contiguous_limit_;
-    state state_ = state::header;
 
     // current frame header
     std::byte hdr_[14]{};
@@ -141,17 +218,8 @@ class message_decoder {
     opcode op_ = opcode::continuation;
     bool masked_ = false;
     mask_key key_{};
-    std::uint64_t remaining_ = 0;     // payload bytes of this frame not consumed yet
-    std::uint64_t frame_offset_ = 0;  // payload bytes of this frame consumed so far
-    std::uint64_t prepared_ = 0;      // bytes after the consumed point already unmasked/checked
 
-    // current message
-    bool message_open_ = false;  // a data frame with FIN clear has been received
-    opcode message_type_ = opcode::text;
-    std::uint64_t message_size_ = 0;
-    utf8_validator utf8_;
-    std::vector<std::byte> assembly_;
-    std::error_code error_;
+    detail::message_assembly msg_;
 };
 
 /// Largest frame header: 2 + 8 (64-bit length) + 4 (masking key).
