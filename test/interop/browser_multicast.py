@@ -24,8 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,8 +31,12 @@ import time
 import urllib.parse
 import urllib.request
 
-SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # for harness, whatever the cwd
+
+import harness  # noqa: E402
+from harness import SKIP  # noqa: E402
+
 PAGE = os.path.normpath(os.path.join(HERE, "..", "..", "samples", "multicast", "index.html"))
 SAY = "hello-from-chromium"
 REPLY = "hi browser"
@@ -65,44 +67,9 @@ def check(name, ok, why=""):
     return ok
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_tcp(port, proc, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 def stop_group(proc):
-    """SIGTERM the process group, then SIGKILL; bounded."""
-    if proc is None:
-        return
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; make sure no child (renderer, zygote, ...) survives it
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return
+    """SIGTERM the process group, then SIGKILL; bounded; no child survives the leader."""
+    harness.stop(proc, STOP_TIMEOUT, sweep_group=True)
 
 
 class Inbox:
@@ -319,13 +286,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="wscoro-browser-")
     profile = os.path.join(tmp, "profile")
     os.mkdir(profile)
-    port = free_port()
+    port = harness.free_port()
     procs = {"server": None, "browser": None}
     try:
         procs["server"] = subprocess.Popen(
             [args.server, "--host", "127.0.0.1", "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-        if check("server_starts", wait_for_tcp(port, procs["server"], STARTUP_TIMEOUT),
+        if check("server_starts", harness.wait_for_accept(procs["server"], port, STARTUP_TIMEOUT, connect_timeout=0.5),
                  f"not accepting on 127.0.0.1:{port} within {STARTUP_TIMEOUT}s"):
             try:
                 asyncio.run(asyncio.wait_for(

@@ -29,7 +29,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -37,7 +36,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, HERE)  # for harness, whatever the cwd
+
+import harness  # noqa: E402
+from harness import SKIP, free_port  # noqa: E402
+
 STARTUP_TIMEOUT = 15.0   # seconds for a server to accept connections
 READ_TIMEOUT = 5.0       # seconds for an expected answer
 QUIET_TIMEOUT = 1.5      # seconds of silence that mean "nothing more is coming"
@@ -73,40 +76,12 @@ def show(b, limit=96):
 # ---------------------------------------------------------------------------------------
 # processes
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_accept(proc, port, name):
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log(f"{name} exited during startup with status {proc.returncode}")
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    log(f"{name} did not accept on 127.0.0.1:{port} within {STARTUP_TIMEOUT:.0f} s")
-    return False
+    return harness.wait_for_accept(proc, port, STARTUP_TIMEOUT, log, name)
 
 
 def stop(proc):
-    if proc is None or proc.poll() is not None:
-        return None if proc is None else proc.returncode
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            return proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    return proc.returncode
+    return harness.stop(proc, STOP_TIMEOUT)
 
 
 def start(cmd, port, name, stderr=None):
@@ -923,14 +898,6 @@ def duplicate_version_crash(server_path, ruby, script):
 
 # ---------------------------------------------------------------------------------------
 
-class Terminated(Exception):
-    pass
-
-
-def on_signal(signum, _frame):
-    raise Terminated(signal.Signals(signum).name)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True, help="path of the wscoro echo executable")
@@ -952,8 +919,7 @@ def main():
         return SKIP
     script = os.path.join(HERE, "emws_server.rb")
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    harness.catch_signals()
     ours = em = None
     try:
         ours_port, em_port = free_port(), free_port()
@@ -980,12 +946,11 @@ def main():
               f"exit status {ours.returncode}")
         check(em.poll() is None, "em-websocket (with onerror) still running after every case",
               f"exit status {em.returncode}")
-    except Terminated as exc:
+    except harness.Terminated as exc:
         log(f"interrupted by {exc}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        harness.restore_signals()
         stop(ours)
         stop(em)
     print(f"{passed} passed, {failed} failed", flush=True)

@@ -21,15 +21,16 @@ missing. Standard library only.
 import argparse
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, HERE)  # for harness, whatever the cwd
+
+import harness  # noqa: E402
+from harness import SKIP  # noqa: E402
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-websockets is installed for this one only
 STARTUP_TIMEOUT = 10.0   # seconds for the server to accept connections
 CLIENT_TIMEOUT = 300.0   # seconds for the whole client run (its own waits are bounded too)
@@ -86,53 +87,6 @@ def make_certificate(openssl, directory):
     return cert, key
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_accept(server, port):
-    """True once 127.0.0.1:port accepts; False if the server exited or time ran out."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            log(f"server exited during startup with status {server.returncode}")
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    log(f"server did not accept on 127.0.0.1:{port} within {STARTUP_TIMEOUT:.0f} s")
-    return False
-
-
-def stop(proc, name):
-    """SIGTERM the process group we started, then SIGKILL; returns its exit status."""
-    if proc.poll() is not None:
-        return proc.returncode
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            if sig == signal.SIGTERM:
-                log(f"{name} ignored SIGTERM for {STOP_TIMEOUT:.0f} s; sending SIGKILL")
-    return proc.returncode
-
-
-class Terminated(Exception):
-    pass
-
-
-def on_signal(signum, _frame):
-    raise Terminated(signal.Signals(signum).name)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True, help="path of the echo server executable")
@@ -161,7 +115,7 @@ def main():
 
 def run(server_path, client_name, tls=None):
     """Start the server, run the client against it; tls is (cert, key) or None."""
-    port = free_port()
+    port = harness.free_port()
     if tls is None:
         url = f"ws://127.0.0.1:{port}"
         cmd = client_command(client_name, url)
@@ -175,8 +129,7 @@ def run(server_path, client_name, tls=None):
     if cmd is None:
         return SKIP
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    harness.catch_signals()
 
     server = client = None
     status = 1
@@ -184,17 +137,12 @@ def run(server_path, client_name, tls=None):
         log(f"starting {server_path} on 127.0.0.1:{port}" + (" (TLS)" if tls else ""))
         # Own process group, so stopping it also reaches anything it spawned.
         server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL, start_new_session=True)
-        if not wait_for_accept(server, port):
+        if not harness.wait_for_accept(server, port, STARTUP_TIMEOUT, log):
             return 1
 
         log(f"running {client_name} client against {url}")
         client = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=HERE, start_new_session=True)
-        try:
-            status = client.wait(timeout=CLIENT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(f"client still running after {CLIENT_TIMEOUT:.0f} s; killing it")
-            stop(client, "client")
-            status = 1
+        status = harness.wait_client(client, CLIENT_TIMEOUT, STOP_TIMEOUT, log)
         if status == SKIP:
             log("client reported its library missing: skipped")
         elif status != 0:
@@ -204,19 +152,11 @@ def run(server_path, client_name, tls=None):
             log(f"server died during the run with status {server.returncode}")
             status = 1 if status in (0, SKIP) else status
         return status
-    except Terminated as exc:
+    except harness.Terminated as exc:
         log(f"interrupted by {exc}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if client is not None:
-            stop(client, "client")
-        if server is not None:
-            was_running = server.poll() is None
-            code = stop(server, "server")
-            if was_running:
-                log(f"server stopped, exit status {code}")
+        harness.finish(client, server, STOP_TIMEOUT, log)
 
 
 if __name__ == "__main__":

@@ -11,58 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "decoder_feed.hpp"
 #include "wscoro/error.hpp"
 
 namespace {
 
 using namespace wscoro::protocol;
 using wscoro::error;
-using bytes = std::vector<std::byte>;
+using namespace wscoro_test;
 
 // ---------------------------------------------------------------------------------------
 // Byte helpers and independent frame builders: every layout below is written out by hand
 // from the drafts, so the decoders are not only tested against the encoders.
-
-bytes hex(std::string_view s) {
-    bytes out;
-    int hi = -1;
-    for (char c : s) {
-        int v;
-        if (c >= '0' && c <= '9')
-            v = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v = c - 'A' + 10;
-        else
-            continue;
-        if (hi < 0) {
-            hi = v;
-        } else {
-            out.push_back(static_cast<std::byte>(hi * 16 + v));
-            hi = -1;
-        }
-    }
-    return out;
-}
-
-bytes txt(std::string_view s) {
-    bytes out(s.size());
-    if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
-    return out;
-}
-
-bytes pattern(std::size_t n, unsigned seed = 0) {
-    bytes out(n);
-    for (std::size_t i = 0; i < n; ++i)
-        out[i] = static_cast<std::byte>((i * 7 + seed) & 0xFF);
-    return out;
-}
-
-bytes operator+(bytes a, const bytes& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
 
 // hybi-01..06 layout: byte 0 as given, 7-bit length (126 -> 16-bit, 127 -> 64-bit), payload.
 bytes plain(std::uint8_t b0, const bytes& payload) {
@@ -117,40 +77,8 @@ const mask_key key_rfc = {std::byte{0x37}, std::byte{0xfa}, std::byte{0x21}, std
 const mask_key key_em = {std::byte{0x01}, std::byte{0x02}, std::byte{0x03}, std::byte{0x04}};
 const mask_key key_other = {std::byte{0xa5}, std::byte{0x00}, std::byte{0x5a}, std::byte{0xff}};
 
-bool points_into(std::span<const std::byte> part, std::span<const std::byte> whole) {
-    const auto p = reinterpret_cast<std::uintptr_t>(part.data());
-    const auto b = reinterpret_cast<std::uintptr_t>(whole.data());
-    return p >= b && p + part.size() <= b + whole.size();
-}
-
 // ---------------------------------------------------------------------------------------
-// Events copied out of a decoder.
-
-struct rec {
-    event_kind kind = event_kind::need_more;
-    opcode type = opcode::text;
-    bytes payload;
-    std::uint16_t close_code = 0;
-    std::string close_reason;
-    std::error_code ec;
-    bool operator==(const rec&) const = default;
-};
-
-rec record(const decoder_event& ev) {
-    rec r;
-    r.kind = ev.kind;
-    if (ev.kind == event_kind::error) {
-        r.ec = ev.ec;
-        return r;
-    }
-    r.type = ev.type;
-    r.payload.assign(ev.payload.begin(), ev.payload.end());
-    if (ev.kind == event_kind::close) {
-        r.close_code = ev.close_code;
-        r.close_reason = std::string(ev.close_reason);
-    }
-    return r;
-}
+// Expected events.
 
 rec text(std::string_view s) {
     return {event_kind::message, opcode::text, txt(s), 0, {}, {}};
@@ -178,76 +106,6 @@ rec err(error e) {
     return r;
 }
 
-std::string describe(const rec& r) {
-    static const char* const kinds[] = {"need_more", "message", "ping", "pong", "close", "error"};
-    std::ostringstream os;
-    os << kinds[static_cast<int>(r.kind)] << "(op " << static_cast<int>(r.type) << ", "
-       << r.payload.size() << " bytes:";
-    for (std::size_t i = 0; i < r.payload.size() && i < 24; ++i)
-        os << ' ' << std::hex << std::to_integer<int>(r.payload[i]) << std::dec;
-    if (r.payload.size() > 24) os << " ...";
-    os << ")";
-    if (r.kind == event_kind::close)
-        os << " code " << r.close_code << " '" << r.close_reason << "'";
-    if (r.ec) os << " " << r.ec.message();
-    return os.str();
-}
-
-std::string describe(const std::vector<rec>& v) {
-    std::string s = "[";
-    for (const rec& r : v)
-        s += describe(r) + "; ";
-    return s + "]";
-}
-
-// ---------------------------------------------------------------------------------------
-// The caller-contract harness (frame.hpp): one read buffer, unconsumed bytes kept in front,
-// the next chunk appended, events copied out before the next call.
-
-struct run_result {
-    std::vector<rec> events;
-    std::string violation;  // empty unless the decoder broke its contract
-};
-
-template <class Decoder>
-run_result feed(Decoder& d, std::span<const std::byte> wire,
-                const std::function<std::size_t()>& next_chunk) {
-    run_result r;
-    bytes buf;
-    bool closed_seen = false;
-    std::size_t at = 0;
-    while (at < wire.size()) {
-        const std::size_t n = std::clamp<std::size_t>(next_chunk(), 1, wire.size() - at);
-        buf.insert(buf.end(), wire.begin() + static_cast<std::ptrdiff_t>(at),
-                   wire.begin() + static_cast<std::ptrdiff_t>(at + n));
-        at += n;
-        for (;;) {
-            std::size_t used = ~std::size_t{0};
-            const decoder_event ev = d.next(buf, used);
-            if (used > buf.size()) {
-                r.violation = "consumed more than given";
-                return r;
-            }
-            if (ev.kind == event_kind::need_more) {
-                if (!closed_seen && ev.needed == 0) r.violation = "need_more with needed == 0";
-                buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(used));
-                break;
-            }
-            r.events.push_back(record(ev));
-            if (ev.kind == event_kind::error) {
-                std::size_t again_used = 99;
-                const decoder_event again = d.next(buf, again_used);
-                if (again.kind != event_kind::error || again.ec != ev.ec || again_used != 0)
-                    r.violation = "error not sticky";
-                return r;
-            }
-            if (ev.kind == event_kind::close) closed_seen = true;
-            buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(used));
-        }
-    }
-    return r;
-}
-
 // How to build the codec under test.
 struct setup {
     role r = role::server;
@@ -262,41 +120,10 @@ codec make(const setup& s, std::size_t contiguous_limit) {
     return c;
 }
 
-// Runs `run(chunker, contiguous_limit)` fed whole, byte by byte and split in two at every
-// boundary (a sample of them for long inputs), each with contiguous_limit 0, 16 and 64 KiB;
-// every run must give `want`.
-void check_runs(
-    std::size_t n, const std::vector<rec>& want,
-    const std::function<run_result(const std::function<std::size_t()>&, std::size_t)>& run) {
-    std::vector<std::size_t> splits;
-    for (std::size_t k = 1; k < n; ++k)
-        if (n <= 4096 || k <= 40 || k + 40 >= n || k % 1021 == 0) splits.push_back(k);
-    for (std::size_t limit : {std::size_t{0}, std::size_t{16}, std::size_t{64 * 1024}}) {
-        const auto verify = [&](const run_result& res, const std::string& how) {
-            if (res.events == want && res.violation.empty()) return true;
-            CAPTURE(limit);
-            CAPTURE(how);
-            CHECK_EQ(describe(res.events) + res.violation, describe(want));
-            return false;
-        };
-        if (!verify(run([&] { return n; }, limit), "whole")) continue;
-        if (!verify(run([] { return std::size_t{1}; }, limit), "byte by byte")) continue;
-        for (std::size_t k : splits) {
-            bool first = true;
-            const auto two = [&] {
-                const std::size_t c = first ? k : n;
-                first = false;
-                return c;
-            };
-            if (!verify(run(two, limit), "split at " + std::to_string(k))) break;
-        }
-    }
-}
-
 void check_all(const setup& s, const bytes& wire, const std::vector<rec>& want) {
-    check_runs(wire.size(), want, [&](const std::function<std::size_t()>& chunker, std::size_t cl) {
+    check_runs(wire.size(), want, [&](const chunker& next_chunk, std::size_t cl) {
         codec c = make(s, cl);
-        return feed(c, wire, chunker);
+        return feed(c, wire, next_chunk);
     });
 }
 
@@ -777,11 +604,10 @@ TEST_SUITE("codec") {
             REQUIRE(want.violation.empty());
             CHECK_FALSE(want.events.empty());
             // ... are the codec's, however the input is split.
-            check_runs(wire.size(), want.events,
-                       [&](const std::function<std::size_t()>& chunker, std::size_t limit) {
-                           codec c(role::server, 13, {}, limit);
-                           return feed(c, wire, chunker);
-                       });
+            check_runs(wire.size(), want.events, [&](const chunker& next_chunk, std::size_t limit) {
+                codec c(role::server, 13, {}, limit);
+                return feed(c, wire, next_chunk);
+            });
         }
     }
 

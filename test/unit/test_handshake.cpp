@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rfc6455_sample.hpp"
+#include "split_feed.hpp"
 #include "wscoro/error.hpp"
 
 using namespace std::literals;
@@ -30,25 +32,10 @@ constexpr std::string_view rfc_key = "dGhlIHNhbXBsZSBub25jZQ==";
 constexpr std::string_view rfc_accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 // RFC 6455 §1.2 / §1.3: the sample client handshake.
-constexpr std::string_view rfc_request =
-    "GET /chat HTTP/1.1\r\n"
-    "Host: server.example.com\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Origin: http://example.com\r\n"
-    "Sec-WebSocket-Protocol: chat, superchat\r\n"
-    "Sec-WebSocket-Version: 13\r\n"
-    "\r\n";
+constexpr std::string_view rfc_request = wscoro_test::rfc6455_request;
 
 // RFC 6455 §1.2: the sample server handshake answering it.
-constexpr std::string_view rfc_response =
-    "HTTP/1.1 101 Switching Protocols\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-    "Sec-WebSocket-Protocol: chat\r\n"
-    "\r\n";
+constexpr std::string_view rfc_response = wscoro_test::rfc6455_response;
 
 // Parses a complete head whole, split in two at every byte boundary and byte by byte; all
 // must succeed identically. Returns the request.
@@ -77,16 +64,7 @@ http_request parse(std::string_view head) {
             CHECK(a.headers[i].value == b.headers[i].value);
         }
     };
-    const http_request whole = feed({});
-    std::vector<std::size_t> every;
-    for (std::size_t cut = 1; cut < head.size(); ++cut) {
-        INFO("split at ", cut);
-        same(whole, feed({cut}));
-        every.push_back(cut);
-    }
-    INFO("byte by byte");
-    same(whole, feed(every));
-    return whole;
+    return wscoro_test::check_every_split(head.size(), 1, feed, same);
 }
 
 // A request built from the RFC sample's request line and the given field lines.

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rfc6455_sample.hpp"
+#include "split_feed.hpp"
 #include "wscoro/error.hpp"
 
 using namespace std::literals;
@@ -20,12 +22,7 @@ namespace {
 
 // Everything observable about one parse, so that different ways of feeding the same bytes
 // can be compared.
-struct outcome {
-    bool done = false;
-    bool failed = false;
-    std::error_code ec;
-    std::string detail;
-    std::size_t consumed = 0;
+struct outcome : wscoro_test::parse_status {
     http_request request;
 };
 
@@ -34,38 +31,13 @@ outcome feed_pieces(std::string_view input, const std::vector<std::size_t>& cuts
                     http_limits limits) {
     http_request_parser parser(limits);
     outcome out;
-    std::size_t pos = 0;
-    auto feed_to = [&](std::size_t end) {
-        if (parser.done() || parser.failed()) return;
-        const auto piece = input.substr(pos, end - pos);
-        const auto used = parser.feed(piece);
-        out.consumed += used;
-        // The parser may only stop short once it has finished or failed.
-        if (used < piece.size()) CHECK((parser.done() || parser.failed()));
-        CHECK(used <= piece.size());
-        pos = end;
-    };
-    for (const auto cut : cuts)
-        feed_to(cut);
-    feed_to(input.size());
-    if (parser.done() || parser.failed()) {
-        // A finished or failed parser takes nothing more.
-        CHECK(parser.feed("GET / HTTP/1.1\r\n\r\n"sv) == 0);
-    }
-    out.done = parser.done();
-    out.failed = parser.failed();
-    out.ec = parser.error();
-    out.detail = std::string(parser.error_detail());
+    wscoro_test::feed_pieces_to(parser, out, input, cuts, "GET / HTTP/1.1\r\n\r\n"sv);
     out.request = parser.request();
     return out;
 }
 
 void check_same(const outcome& a, const outcome& b) {
-    CHECK(a.done == b.done);
-    CHECK(a.failed == b.failed);
-    CHECK(a.ec == b.ec);
-    CHECK(a.detail == b.detail);
-    CHECK(a.consumed == b.consumed);
+    wscoro_test::check_same_status(a, b);
     CHECK(a.request.method == b.request.method);
     CHECK(a.request.target == b.request.target);
     CHECK(a.request.version_major == b.request.version_major);
@@ -81,20 +53,11 @@ void check_same(const outcome& a, const outcome& b) {
 // give the same outcome, which is returned. Very long inputs are split at a stride only, to keep
 // the quadratic cost bounded.
 outcome parse(std::string_view input, http_limits limits = {}) {
-    const outcome whole = feed_pieces(input, {}, limits);
     const std::size_t stride = input.size() > 16 * 1024 ? 127 : 1;
-    for (std::size_t cut = 1; cut < input.size(); cut += stride) {
-        INFO("split at ", cut);
-        check_same(whole, feed_pieces(input, {cut}, limits));
-    }
-    std::vector<std::size_t> every;
-    for (std::size_t cut = 1; cut < input.size(); ++cut)
-        every.push_back(cut);
-    {
-        INFO("byte by byte");
-        check_same(whole, feed_pieces(input, every, limits));
-    }
-    return whole;
+    return wscoro_test::check_every_split(
+        input.size(), stride,
+        [&](const std::vector<std::size_t>& cuts) { return feed_pieces(input, cuts, limits); },
+        check_same);
 }
 
 void check_ok(const outcome& o) {
@@ -113,16 +76,7 @@ void check_fails(std::string_view input, error expected, http_limits limits = {}
     CHECK_FALSE(o.detail.empty());
 }
 
-constexpr std::string_view rfc6455_sample =
-    "GET /chat HTTP/1.1\r\n"
-    "Host: server.example.com\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Origin: http://example.com\r\n"
-    "Sec-WebSocket-Protocol: chat, superchat\r\n"
-    "Sec-WebSocket-Version: 13\r\n"
-    "\r\n";
+constexpr std::string_view rfc6455_sample = wscoro_test::rfc6455_request;
 
 http_request make_request(std::vector<http_header> headers) {
     http_request r;

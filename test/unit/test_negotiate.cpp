@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rfc6455_sample.hpp"
 #include "wscoro/error.hpp"
 #include "wscoro/protocol/handshake.hpp"
 
@@ -247,23 +248,8 @@ constexpr std::string_view hybi_response =
     "\r\n";
 
 // [rfc] §1.2/§1.3.
-constexpr std::string_view rfc_request =
-    "GET /chat HTTP/1.1\r\n"
-    "Host: server.example.com\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Origin: http://example.com\r\n"
-    "Sec-WebSocket-Protocol: chat, superchat\r\n"
-    "Sec-WebSocket-Version: 13\r\n"
-    "\r\n";
-constexpr std::string_view rfc_response =
-    "HTTP/1.1 101 Switching Protocols\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-    "Sec-WebSocket-Protocol: chat\r\n"
-    "\r\n";
+constexpr std::string_view rfc_request = wscoro_test::rfc6455_request;
+constexpr std::string_view rfc_response = wscoro_test::rfc6455_response;
 
 // Replaces the first occurrence of `from` (which must be there) in `s`.
 std::string replace(std::string_view s, std::string_view from, std::string_view to) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "split_feed.hpp"
 #include "wscoro/error.hpp"
 
 using namespace std::literals;
@@ -29,12 +30,7 @@ using address = std::array<std::uint8_t, 16>;
 
 // Everything observable about one parse, so that different ways of feeding the same bytes
 // can be compared.
-struct outcome {
-    bool done = false;
-    bool failed = false;
-    std::error_code ec;
-    std::string detail;
-    std::size_t consumed = 0;
+struct outcome : wscoro_test::parse_status {
     proxy_info info;
 };
 
@@ -42,38 +38,13 @@ struct outcome {
 outcome feed_pieces(std::string_view input, const std::vector<std::size_t>& cuts) {
     proxy_header_parser parser;
     outcome out;
-    std::size_t pos = 0;
-    auto feed_to = [&](std::size_t end) {
-        if (parser.done() || parser.failed()) return;
-        const auto piece = input.substr(pos, end - pos);
-        const auto used = parser.feed(piece);
-        out.consumed += used;
-        CHECK(used <= piece.size());
-        // The parser may only stop short once it has finished or failed.
-        if (used < piece.size()) CHECK((parser.done() || parser.failed()));
-        pos = end;
-    };
-    for (const auto cut : cuts)
-        feed_to(cut);
-    feed_to(input.size());
-    if (parser.done() || parser.failed()) {
-        // A finished or failed parser takes nothing more.
-        CHECK(parser.feed("PROXY UNKNOWN\r\n"sv) == 0);
-    }
-    out.done = parser.done();
-    out.failed = parser.failed();
-    out.ec = parser.error();
-    out.detail = std::string(parser.error_detail());
+    wscoro_test::feed_pieces_to(parser, out, input, cuts, "PROXY UNKNOWN\r\n"sv);
     out.info = parser.info();
     return out;
 }
 
 void check_same(const outcome& a, const outcome& b) {
-    CHECK(a.done == b.done);
-    CHECK(a.failed == b.failed);
-    CHECK(a.ec == b.ec);
-    CHECK(a.detail == b.detail);
-    CHECK(a.consumed == b.consumed);
+    wscoro_test::check_same_status(a, b);
     CHECK(a.info.version == b.info.version);
     CHECK(a.info.local == b.info.local);
     CHECK(a.info.family == b.info.family);
@@ -92,20 +63,10 @@ void check_same(const outcome& a, const outcome& b) {
 // give the same outcome, which is returned. Long inputs are split at a stride only, to keep
 // the quadratic cost bounded.
 outcome parse(std::string_view input) {
-    const outcome whole = feed_pieces(input, {});
     const std::size_t stride = input.size() > 4096 ? 127 : 1;
-    for (std::size_t cut = 1; cut < input.size(); cut += stride) {
-        INFO("split at ", cut);
-        check_same(whole, feed_pieces(input, {cut}));
-    }
-    std::vector<std::size_t> every;
-    for (std::size_t cut = 1; cut < input.size(); ++cut)
-        every.push_back(cut);
-    {
-        INFO("byte by byte");
-        check_same(whole, feed_pieces(input, every));
-    }
-    return whole;
+    return wscoro_test::check_every_split(
+        input.size(), stride,
+        [&](const std::vector<std::size_t>& cuts) { return feed_pieces(input, cuts); }, check_same);
 }
 
 // What a client pipelines after the header: it must be left unconsumed.
