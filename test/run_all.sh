@@ -2,7 +2,7 @@
 # The test command: installs what is missing, then builds and runs the suites three times:
 #   1. g++, warning_level=3, werror: unit, integration, interop (conformance, python, node,
 #      Chromium, wss://, legacy peers)
-#   2. clang, werror, ASan + UBSan: unit and integration
+#   2. clang, werror, ASan + UBSan: unit, integration, and each libFuzzer target for ~5 s
 #   3. clang, werror, TSan: the multi-threaded tests (threads, echo)
 # Ends with one line "N passed, M failed" (meson tests; a failed build counts as failed).
 set -uo pipefail
@@ -46,8 +46,8 @@ run_suite() {  # name, build dir, meson test args..., -- setup args...
 
 run_suite "g++ werror: unit, integration, interop" build-test -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debugoptimized
-CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration" build-asan \
-  --suite unit --suite integration -- \
+CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration, fuzz" build-asan \
+  --suite unit --suite integration --suite fuzz -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=address,undefined \
   -Db_lundef=false -Ddefault_library=static
 # (only the threaded tests: test_frame and test_alloc replace operator new, as TSan does)

@@ -66,12 +66,16 @@ class splits {
     std::size_t next() noexcept {
         if (spec_.empty()) return SIZE_MAX;
         const std::uint8_t b = spec_[i_++ % spec_.size()];
-        return b < 0x80 ? b % 17u : static_cast<std::size_t>(b - 0x80) * 37u;
+        return (b < 0x80 ? b % 17u : static_cast<std::size_t>(b - 0x80) * 37u) * scale_;
     }
+
+    /// Multiplies every chunk size (to keep long streams from taking thousands of calls).
+    void scale(std::size_t k) noexcept { scale_ = k == 0 ? 1 : k; }
 
   private:
     std::span<const std::uint8_t> spec_;
     std::size_t i_ = 0;
+    std::size_t scale_ = 1;
 };
 
 /// Splits `data` into [config | stream | split spec]: the first `config` bytes, then one byte
@@ -170,6 +174,8 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
     // The most bytes the decoder may leave unconsumed after need_more: a data frame kept in
     // place (contiguous_limit) or a control frame (125). Headers are consumed as they come.
     const std::size_t hold_limit = std::max<std::size_t>(params.contiguous_limit, 125);
+    // Streams longer than libFuzzer's inputs (fuzz_roundtrip's big messages): bigger chunks.
+    sp.scale(stream.size() / 8192 + 1);
 
     for (;;) {
         // Call until need_more: every byte that can be used now is used.
@@ -298,7 +304,7 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
         std::size_t k = sp.next();
         if (k == 0) {
             // A call with nothing new was just made (the idempotence check); move on.
-            k = 1;
+            k = stream.size() / 8192 + 1;
         }
         k = std::min(k, stream.size() - fed);
         buf.insert(buf.end(), stream.begin() + static_cast<std::ptrdiff_t>(fed),
@@ -332,7 +338,7 @@ inline std::size_t pick_contiguous(std::uint8_t b) noexcept {
 /// possibly different contiguous limit and shrink calls), and aborts unless both see the
 /// same events: every split of the same bytes must decode the same way.
 template <class Make>
-void differential(Make make, std::span<const std::byte> stream, std::span<const std::uint8_t> spec,
+std::vector<recorded_event> differential(Make make, std::span<const std::byte> stream, std::span<const std::uint8_t> spec,
                   decoder_params whole_params, decoder_params split_params) {
     auto d1 = make(whole_params);
     const auto a = drive(d1, stream, splits({}), whole_params);
@@ -343,6 +349,7 @@ void differential(Make make, std::span<const std::byte> stream, std::span<const 
         dump("chunked input", b);
         FUZZ_CHECK(!"the events depend on how the input is split");
     }
+    return a;
 }
 
 }  // namespace fuzz
