@@ -210,8 +210,9 @@ class hybi_decoder {
 // Encoders. `op` is always an RFC 6455 opcode; each encoder translates it to its draft's
 // numbering. They append one complete frame and return an error (appending nothing) when
 // the frame cannot be expressed:
-//   error::bad_opcode            the format has no such frame (hixie: binary, ping, pong,
-//                                continuation), or `op` is not a known opcode
+//   error::unsupported_by_version  the format has no such frame (hixie: binary, ping, pong,
+//                                continuation)
+//   error::bad_opcode            `op` is not a known opcode
 //   error::bad_control_fragment  a control frame with fin == false
 //   error::control_too_big       a control frame payload above 125 bytes
 //   error::invalid_utf8_argument hixie text containing 0xFF (it would end the frame early)
@@ -275,7 +276,8 @@ class codec {
         return append_frame(out, op, true, payload, key);
     }
     /// The same for one fragment of a message: `op` text/binary for the first fragment,
-    /// continuation for the others, `fin` on the last (hixie cannot fragment: bad_opcode).
+    /// continuation for the others, `fin` on the last (hixie cannot fragment:
+    /// error::unsupported_by_version).
     std::error_code append_frame(std::vector<std::byte>& out, opcode op, bool fin,
                                  std::span<const std::byte> payload, const mask_key* key = nullptr);
 
