@@ -25,11 +25,11 @@ struct error_report {
     /// handler, the protocol error a peer committed (condition::protocol_violation,
     /// invalid_data, message_too_big), a handshake error (condition::handshake_failed), a
     /// timeout (condition::timeout), or an accept error from the operating system.
-    std::error_code code;
+    std::error_code code{};
     /// The exception thrown by the handler, when code == error::application_error.
-    std::exception_ptr exception;
+    std::exception_ptr exception{};
     /// A readable description (the exception's what(), or the error's message).
-    std::string message;
+    std::string message{};
     /// The connection's id as used in log lines (0 for the listener).
     std::uint64_t connection_id = 0;
     /// The handshake, when it had completed; nullptr otherwise. Valid during the call only.
@@ -42,14 +42,14 @@ struct handshake_decision {
     /// with a real HTTP response carrying that status and `body`.
     int status = 101;
     /// The body of a rejection (sent as text/plain).
-    std::string body;
+    std::string body{};
     /// For an accepted upgrade: the subprotocol chosen, which must be one of
     /// handshake_info::subprotocols() (RFC 6455 §4.2.2: one of the client's, never the
     /// whole list), or empty for none. Anything else is a programming error: the upgrade is
     /// refused with 500 and on_error gets error::invalid_subprotocol.
-    std::string subprotocol;
+    std::string subprotocol{};
     /// Extra response header fields, for either outcome (e.g. Set-Cookie, WWW-Authenticate).
-    std::vector<protocol::http_header> headers;
+    std::vector<protocol::http_header> headers{};
 
     static handshake_decision accept(std::string subprotocol = {}) {
         handshake_decision d;
@@ -102,11 +102,11 @@ enum class tls_version : std::uint8_t { tls1_2, tls1_3 };
 
 /// One certificate and key, from files or PEM strings (not both).
 struct tls_certificate {
-    std::string cert_chain_file;   ///< PEM file: the certificate, then its chain
-    std::string private_key_file;  ///< PEM file: the private key
-    std::string cert;              ///< PEM text of the certificate chain (instead of the file)
-    std::string private_key;       ///< PEM text of the private key (instead of the file)
-    std::string private_key_pass;  ///< password of an encrypted private key
+    std::string cert_chain_file{};   ///< PEM file: the certificate, then its chain
+    std::string private_key_file{};  ///< PEM file: the private key
+    std::string cert{};              ///< PEM text of the certificate chain (instead of the file)
+    std::string private_key{};       ///< PEM text of the private key (instead of the file)
+    std::string private_key_pass{};  ///< password of an encrypted private key
 };
 
 /// TLS settings for wss:// (server_options::secure), em-websocket's tls_options names.
@@ -115,13 +115,13 @@ struct tls_options : tls_certificate {
     /// More certificates, chosen by the name the client asks for (SNI); the certificate
     /// above serves every other name.
     struct sni_certificate : tls_certificate {
-        std::string server_name;  ///< exact host name, case-insensitive
+        std::string server_name{};  ///< exact host name, case-insensitive
     };
-    std::vector<sni_certificate> sni;
+    std::vector<sni_certificate> sni{};
     /// OpenSSL cipher list for TLS 1.2 (empty: OpenSSL's default).
-    std::string cipher_list;
+    std::string cipher_list{};
     /// OpenSSL TLS 1.3 cipher suites (empty: OpenSSL's default).
-    std::string ciphersuites;
+    std::string ciphersuites{};
     /// Oldest protocol version accepted.
     tls_version min_version = tls_version::tls1_2;
     /// Ask clients for a certificate and verify it against ca_file (mutual TLS).
@@ -129,12 +129,12 @@ struct tls_options : tls_certificate {
     /// With verify_peer: refuse clients that send no certificate.
     bool fail_if_no_peer_cert = false;
     /// PEM file of the CAs trusted for client certificates.
-    std::string ca_file;
+    std::string ca_file{};
     /// Key-exchange groups, e.g. "X25519:P-256" (empty: OpenSSL's default; em-websocket's
     /// ecdh_curve).
-    std::string ecdh_curve;
+    std::string ecdh_curve{};
     /// PEM file with DH parameters for DHE ciphers (empty: OpenSSL 3 picks them itself).
-    std::string dhparam_file;
+    std::string dhparam_file{};
 };
 
 /// Options of a wscoro::server, with em-websocket's names where it had them.
@@ -165,7 +165,7 @@ struct server_options {
     /// Serve wss://: TLS on every accepted connection, with `tls`. The TLS handshake is bounded
     /// by timeouts.handshake. Needs the library built with the `tls` feature.
     bool secure = false;
-    wscoro::tls_options tls;
+    wscoro::tls_options tls{};
     /// Running behind a TLS terminator (stunnel, a load balancer): handshake().secure() is
     /// true and hixie Location headers use wss://, without doing TLS here (em-websocket's
     /// :secure_proxy).
@@ -173,7 +173,7 @@ struct server_options {
 
     /// Addresses of reverse proxies whose forwarding information is believed: IPv4/IPv6
     /// addresses or CIDR prefixes ("10.0.0.0/8", "::1"). From any other peer it is ignored.
-    std::vector<std::string> trusted_proxies;
+    std::vector<std::string> trusted_proxies{};
     /// From a trusted proxy, take the client from `X-Forwarded-For` (the rightmost address
     /// that is not itself a trusted proxy) and `X-Forwarded-Proto: https` as secure.
     bool trust_forwarded_headers = false;
@@ -184,10 +184,10 @@ struct server_options {
 
     /// Decides on each upgrade request before the 101 (auth, routing, subprotocols). Empty:
     /// accept every valid request with no subprotocol.
-    handshake_hook on_handshake;
+    handshake_hook on_handshake{};
     /// If not empty, a plain GET of this path is answered `200 OK` with body "OK" and
     /// closed (load-balancer health checks; em-websocket's /healthcheck).
-    std::string health_check_path;
+    std::string health_check_path{};
     /// Answer Adobe Flash's `<policy-file-request/>` with `flash_policy_xml` followed by a
     /// NUL byte, then close (em-websocket always did; can be turned off).
     bool flash_policy = true;
@@ -211,7 +211,7 @@ struct server_options {
     protocol::http_limits http_limits{};
 
     /// Every timeout, with its default (see wscoro::timeouts).
-    wscoro::timeouts timeouts;
+    wscoro::timeouts timeouts{};
 
     /// Connections served at once (handshakes included); beyond it a new connection gets
     /// `503 Service Unavailable` before any upgrade, and the listener keeps running. 0: no
@@ -239,7 +239,7 @@ struct server_options {
     /// Called for handler exceptions, protocol and handshake errors, and accept errors, on
     /// the connection's executor. It must not throw. Default: log the report (application
     /// errors at level error, peer errors at debug).
-    std::function<void(const error_report&)> on_error;
+    std::function<void(const error_report&)> on_error{};
     /// em-websocket's behaviour for handler exceptions: after on_error, rethrow the exception
     /// out of io_context::run() (which usually ends the program). Off by default: the
     /// connection is closed with 1011 and the server goes on.

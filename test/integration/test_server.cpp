@@ -316,4 +316,15 @@ TEST_SUITE("server") {
         CHECK(line[10] == 'T');
         CHECK(line.find("Z wscoro") != std::string::npos);
     }
+
+    TEST_CASE("server_options works with designated initializers (no -Wextra warnings)") {
+        asio::io_context io(1);
+        server srv(io.get_executor(), {.host = "127.0.0.1", .port = 0, .backlog = 16});
+        srv.listen();
+        CHECK(srv.local_endpoint().port() != 0);
+        const tls_options tls{.cipher_list = "HIGH"};
+        CHECK(tls.cipher_list == "HIGH");
+        const auto d = handshake_decision{.status = 403, .body = "no"};
+        CHECK(d.status == 403);
+    }
 }
