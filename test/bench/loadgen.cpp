@@ -92,8 +92,8 @@ struct xorshift {
 
 std::string base64(const u8* p, std::size_t n) {
     std::string out(4 * ((n + 2) / 3) + 1, '\0');
-    const int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p,
-                                    static_cast<int>(n));
+    const int len =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
     out.resize(len > 0 ? static_cast<std::size_t>(len) : 0);
     return out;
 }
@@ -119,8 +119,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -179,7 +181,8 @@ void mask_copy(u8* dst, const u8* src, std::size_t n, const u8 key[4]) {
         v ^= k8;
         std::memcpy(dst + i, &v, 8);
     }
-    for (; i < n; ++i) dst[i] = static_cast<u8>(src[i] ^ key[i & 3]);
+    for (; i < n; ++i)
+        dst[i] = static_cast<u8>(src[i] ^ key[i & 3]);
 }
 
 // A growable byte buffer without value-initialisation, with a consumed prefix.
@@ -209,7 +212,8 @@ struct bytebuf {
     u8* grow(std::size_t n) {
         if (size + n > cap) {
             std::size_t c = std::max<std::size_t>(cap * 2, 256);
-            while (c < size + n) c *= 2;
+            while (c < size + n)
+                c *= 2;
             auto* p = static_cast<u8*>(std::realloc(data, c));
             if (p == nullptr) {
                 std::fputs("loadgen: out of memory\n", stderr);
@@ -247,9 +251,9 @@ struct conn {
     bool pollout = false;
     bool close_sent = false, close_got = false;
     bool shut_pending = false;  // raw: shutdown(SHUT_WR) once the output is written
-    std::string key;   // ws: our Sec-WebSocket-Key
-    std::string head;  // ws: response head received so far
-    u64 hs_got = 0;    // raw: handshake echo bytes verified
+    std::string key;            // ws: our Sec-WebSocket-Key
+    std::string head;           // ws: response head received so far
+    u64 hs_got = 0;             // raw: handshake echo bytes verified
     bytebuf out;
     // frame parser (server frames are never masked)
     u8 hdr[10]{};
@@ -321,8 +325,7 @@ class loadgen {
 };
 
 void loadgen::fail(std::size_t i, const std::string& what) {
-    if (error_.empty())
-        error_ = "connection " + std::to_string(i) + ": " + what;
+    if (error_.empty()) error_ = "connection " + std::to_string(i) + ": " + what;
     done_ = true;
 }
 
@@ -342,7 +345,8 @@ bool loadgen::open_conn(std::size_t i) {
         ::setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         sockaddr_in src{};
         src.sin_family = AF_INET;
-        src.sin_addr.s_addr = htonl(0x7F000001u + static_cast<u32>(opened_ % static_cast<u64>(o_.sources)));
+        src.sin_addr.s_addr =
+            htonl(0x7F000001u + static_cast<u32>(opened_ % static_cast<u64>(o_.sources)));
         if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
             fail(i, std::string("bind: ") + std::strerror(errno));
             return false;
@@ -406,7 +410,8 @@ void loadgen::flush(std::size_t i) {
     set_pollout(i, false);
     if (c.shut_pending) {
         c.shut_pending = false;
-        if (::shutdown(c.fd, SHUT_WR) != 0) fail(i, std::string("shutdown: ") + std::strerror(errno));
+        if (::shutdown(c.fd, SHUT_WR) != 0)
+            fail(i, std::string("shutdown: ") + std::strerror(errno));
     }
 }
 
@@ -422,7 +427,8 @@ void loadgen::append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n) {
         hdr[h++] = static_cast<u8>(n);
     } else {
         hdr[h++] = 0x80 | 127;
-        for (int s = 56; s >= 0; s -= 8) hdr[h++] = static_cast<u8>(static_cast<u64>(n) >> s);
+        for (int s = 56; s >= 0; s -= 8)
+            hdr[h++] = static_cast<u8>(static_cast<u64>(n) >> s);
     }
     const u32 key = static_cast<u32>(rng_.next() >> 17);
     std::memcpy(hdr + h, &key, 4);
@@ -480,7 +486,8 @@ void loadgen::on_upgraded(std::size_t i) {
 void loadgen::start_traffic() {
     t_traffic_ = now();
     for (std::size_t i = 0; i < conns_.size() && !done_; ++i) {
-        for (int k = 0; k < inflight_ && total_sent_ < total_; ++k) send_message(i);
+        for (int k = 0; k < inflight_ && total_sent_ < total_; ++k)
+            send_message(i);
         flush(i);
     }
 }
@@ -631,7 +638,8 @@ bool loadgen::on_frame_bytes(std::size_t i, const u8* p, std::size_t n) {
                 len = (static_cast<u64>(c.hdr[2]) << 8) | c.hdr[3];
             else if (len == 127) {
                 len = 0;
-                for (int k = 2; k < 10; ++k) len = (len << 8) | c.hdr[k];
+                for (int k = 2; k < 10; ++k)
+                    len = (len << 8) | c.hdr[k];
             }
             if (c.op & 0x8) {
                 if (!c.fin || len > 125) return fail(i, "bad control frame"), false;
@@ -722,9 +730,10 @@ void loadgen::on_event(std::size_t i, u32 events) {
             u8 raw_key[16];
             if (RAND_bytes(raw_key, sizeof raw_key) != 1) return fail(i, "RAND_bytes failed");
             c.key = base64(raw_key, sizeof raw_key);
-            std::string req = "GET / HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
-                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
-                              c.key + request_tail_;
+            std::string req =
+                "GET / HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
+                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
+                request_tail_;
             std::memcpy(c.out.grow(req.size()), req.data(), req.size());
         }
         // switch from EPOLLOUT-only to EPOLLIN (+EPOLLOUT while output is pending)
@@ -808,11 +817,19 @@ int loadgen::run() {
     bool binary = false;
     u64 messages = 100000;
     switch (o_.sc) {
-        case scenario::pingpong: break;
-        case scenario::pipeline: conns = 8, k = 64, size = 64, messages = 1000000; break;
-        case scenario::large: conns = 1, size = 1 << 20, binary = true, messages = 200; break;
-        case scenario::connect: conns = 16; break;
-        case scenario::idle: break;
+        case scenario::pingpong:
+            break;
+        case scenario::pipeline:
+            conns = 8, k = 64, size = 64, messages = 1000000;
+            break;
+        case scenario::large:
+            conns = 1, size = 1 << 20, binary = true, messages = 200;
+            break;
+        case scenario::connect:
+            conns = 16;
+            break;
+        case scenario::idle:
+            break;
     }
     if (o_.connections > 0) conns = o_.connections;
     if (o_.inflight > 0) k = o_.inflight;
@@ -858,10 +875,12 @@ int loadgen::run() {
     } else if (o_.sc == scenario::connect) {
         conns_.resize(static_cast<std::size_t>(conns));
         t_traffic_ = t0_;
-        for (std::size_t i = 0; i < conns_.size() && opened_ < o_.count; ++i) open_conn(i);
+        for (std::size_t i = 0; i < conns_.size() && opened_ < o_.count; ++i)
+            open_conn(i);
     } else {
         conns_.resize(static_cast<std::size_t>(conns));
-        for (std::size_t i = 0; i < conns_.size() && !done_; ++i) open_conn(i);
+        for (std::size_t i = 0; i < conns_.size() && !done_; ++i)
+            open_conn(i);
     }
     std::vector<epoll_event> events(1024);
     const double deadline = t0_ + o_.timeout;
@@ -880,7 +899,8 @@ int loadgen::run() {
                     stdin_eof_ = true;
                     ::epoll_ctl(ep_, EPOLL_CTL_DEL, 0, nullptr);
                 }
-                if (waiting_stdin_ && (r <= 0 || std::memchr(buf, '\n', static_cast<std::size_t>(r))))
+                if (waiting_stdin_ &&
+                    (r <= 0 || std::memchr(buf, '\n', static_cast<std::size_t>(r))))
                     on_stdin();
                 continue;
             }
@@ -891,10 +911,10 @@ int loadgen::run() {
             on_event(i, events[static_cast<std::size_t>(e)].events);
         }
         if (!done_ && !waiting_stdin_ && now() > deadline) {
-            error_ = "timeout after " + std::to_string(o_.timeout) + " s: " +
-                     std::to_string(total_recv_) + "/" + std::to_string(total_) + " echoes, " +
-                     std::to_string(upgraded_) + " upgraded, " + std::to_string(closed_) +
-                     " closed";
+            error_ = "timeout after " + std::to_string(o_.timeout) +
+                     " s: " + std::to_string(total_recv_) + "/" + std::to_string(total_) +
+                     " echoes, " + std::to_string(upgraded_) + " upgraded, " +
+                     std::to_string(closed_) + " closed";
             break;
         }
     }
@@ -934,39 +954,61 @@ int main(int argc, char** argv) {
         };
         if (a == "--scenario") {
             o.name = val();
-            if (o.name == "pingpong") o.sc = scenario::pingpong;
-            else if (o.name == "pipeline") o.sc = scenario::pipeline;
-            else if (o.name == "large") o.sc = scenario::large;
-            else if (o.name == "connect") o.sc = scenario::connect;
-            else if (o.name == "idle") o.sc = scenario::idle;
-            else usage("unknown scenario");
-        } else if (a == "--raw") o.raw = true;
-        else if (a == "--host") o.host = val();
-        else if (a == "--port") o.port = static_cast<int>(parse_u64(val()));
-        else if (a == "--connections") o.connections = static_cast<int>(parse_u64(val()));
-        else if (a == "--inflight") o.inflight = static_cast<int>(parse_u64(val()));
-        else if (a == "--size") o.size = static_cast<long long>(parse_u64(val()));
-        else if (a == "--text") o.binary = 0;
-        else if (a == "--binary") o.binary = 1;
-        else if (a == "--messages") o.messages = parse_u64(val());
-        else if (a == "--count") o.count = parse_u64(val());
-        else if (a == "--sources") o.sources = static_cast<int>(parse_u64(val()));
-        else if (a == "--max-pending") o.max_pending = static_cast<int>(parse_u64(val()));
-        else if (a == "--timeout") o.timeout = static_cast<double>(parse_u64(val()));
+            if (o.name == "pingpong")
+                o.sc = scenario::pingpong;
+            else if (o.name == "pipeline")
+                o.sc = scenario::pipeline;
+            else if (o.name == "large")
+                o.sc = scenario::large;
+            else if (o.name == "connect")
+                o.sc = scenario::connect;
+            else if (o.name == "idle")
+                o.sc = scenario::idle;
+            else
+                usage("unknown scenario");
+        } else if (a == "--raw")
+            o.raw = true;
+        else if (a == "--host")
+            o.host = val();
+        else if (a == "--port")
+            o.port = static_cast<int>(parse_u64(val()));
+        else if (a == "--connections")
+            o.connections = static_cast<int>(parse_u64(val()));
+        else if (a == "--inflight")
+            o.inflight = static_cast<int>(parse_u64(val()));
+        else if (a == "--size")
+            o.size = static_cast<long long>(parse_u64(val()));
+        else if (a == "--text")
+            o.binary = 0;
+        else if (a == "--binary")
+            o.binary = 1;
+        else if (a == "--messages")
+            o.messages = parse_u64(val());
+        else if (a == "--count")
+            o.count = parse_u64(val());
+        else if (a == "--sources")
+            o.sources = static_cast<int>(parse_u64(val()));
+        else if (a == "--max-pending")
+            o.max_pending = static_cast<int>(parse_u64(val()));
+        else if (a == "--timeout")
+            o.timeout = static_cast<double>(parse_u64(val()));
         else if (a == "--steps") {
             o.steps.clear();
             std::string s = val();
             std::size_t pos = 0;
             while (pos <= s.size()) {
                 const auto comma = s.find(',', pos);
-                const auto part = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+                const auto part =
+                    s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
                 o.steps.push_back(parse_u64(part.c_str()));
                 if (o.steps.back() == 0) usage("steps must be > 0");
                 if (comma == std::string::npos) break;
                 pos = comma + 1;
             }
-        } else if (a == "--help" || a == "-h") usage(nullptr);
-        else usage("unknown argument");
+        } else if (a == "--help" || a == "-h")
+            usage(nullptr);
+        else
+            usage("unknown argument");
     }
     if (o.port <= 0 || o.port > 65535) usage("bad port");
     if (o.sources < 1 || o.sources > 254) usage("--sources must be 1..254");

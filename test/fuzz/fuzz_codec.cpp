@@ -17,8 +17,8 @@
 namespace {
 
 using namespace wscoro::protocol;
-using wscoro::error;
 using fuzz::recorded_event;
+using wscoro::error;
 
 recorded_event error_event(error e) {
     recorded_event ev;
@@ -139,7 +139,8 @@ std::vector<recorded_event> reference_hybi(int draft, role r, frame_limits lim,
             std::memcpy(in, &s[i], 4);
             std::memcpy(in + 4, key04.data(), 20);
             unsigned len = 0;
-            FUZZ_CHECK(EVP_Digest(in, sizeof in, mask, &len, EVP_sha1(), nullptr) == 1 && len == 20);
+            FUZZ_CHECK(EVP_Digest(in, sizeof in, mask, &len, EVP_sha1(), nullptr) == 1 &&
+                       len == 20);
             mask_len = 20;
         }
         const std::size_t f = i + pre;  // the first header byte; frame offsets count from it
@@ -161,13 +162,15 @@ std::vector<recorded_event> reference_hybi(int draft, role r, frame_limits lim,
         const unsigned len7 = b1 & 0x7F;
         if (control && len7 > 125) return fail(error::bad_control_size);
         if (op == opcode::continuation && !open) return fail(error::bad_continuation);
-        if ((op == opcode::text || op == opcode::binary) && open) return fail(error::bad_data_frame);
+        if ((op == opcode::text || op == opcode::binary) && open)
+            return fail(error::bad_data_frame);
         const std::size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
         if (f + 2 + ext > n) return out;
         std::uint64_t len = len7;
         if (ext != 0) {
             len = 0;
-            for (std::size_t j = 0; j < ext; ++j) len = len << 8 | at(2 + j);
+            for (std::size_t j = 0; j < ext; ++j)
+                len = len << 8 | at(2 + j);
             if (len >> 63) return fail(error::bad_frame_length);
         }
         if (len > lim.max_frame_size) return fail(error::frame_too_big);
@@ -180,7 +183,8 @@ std::vector<recorded_event> reference_hybi(int draft, role r, frame_limits lim,
         const std::size_t avail =
             static_cast<std::size_t>(std::min<std::uint64_t>(len, n - f - hdr));
         std::vector<std::byte> payload(avail);
-        for (std::size_t j = 0; j < avail; ++j) payload[j] = static_cast<std::byte>(at(hdr + j));
+        for (std::size_t j = 0; j < avail; ++j)
+            payload[j] = static_cast<std::byte>(at(hdr + j));
 
         if (control) {
             if (avail < len) return out;
@@ -197,9 +201,11 @@ std::vector<recorded_event> reference_hybi(int draft, role r, frame_limits lim,
             ev.close_code = 1005;
             if (codes && !payload.empty()) {
                 if (payload.size() == 1) return fail(error::bad_close_size);
-                ev.close_code = static_cast<std::uint16_t>(std::to_integer<unsigned>(payload[0]) << 8 |
-                                                           std::to_integer<unsigned>(payload[1]));
-                if (ev.close_code < 1000 || ev.close_code > 4999) return fail(error::bad_close_code);
+                ev.close_code =
+                    static_cast<std::uint16_t>(std::to_integer<unsigned>(payload[0]) << 8 |
+                                               std::to_integer<unsigned>(payload[1]));
+                if (ev.close_code < 1000 || ev.close_code > 4999)
+                    return fail(error::bad_close_code);
                 const std::span<const std::byte> reason(payload.data() + 2, payload.size() - 2);
                 if (!is_valid_utf8(reason)) return fail(error::bad_close_payload);
                 ev.close_reason.assign(reinterpret_cast<const char*>(reason.data()), reason.size());
@@ -281,7 +287,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               ? reference_hixie(whole.limits, in.stream)
                               : reference_hybi(version, r, whole.limits, key04, in.stream);
     if (events != expected) {
-        std::fprintf(stderr, "version %d, role %s\n", version, r == role::server ? "server" : "client");
+        std::fprintf(stderr, "version %d, role %s\n", version,
+                     r == role::server ? "server" : "client");
         fuzz::dump("decoder", events);
         fuzz::dump("reference (the draft read whole)", expected);
         FUZZ_CHECK(!"the decoder disagrees with the reference reading of the draft");

@@ -20,13 +20,13 @@
 #include "wscoro/protocol/utf8.hpp"
 
 // Aborts (libFuzzer then saves the input as a crash) with the failed condition.
-#define FUZZ_CHECK(...)                                                                   \
-    do {                                                                                  \
-        if (!(__VA_ARGS__)) {                                                             \
-            std::fprintf(stderr, "%s:%d: contract violation: %s\n", __FILE__, __LINE__,    \
-                         #__VA_ARGS__);                                                   \
-            std::abort();                                                                 \
-        }                                                                                 \
+#define FUZZ_CHECK(...)                                                                 \
+    do {                                                                                \
+        if (!(__VA_ARGS__)) {                                                           \
+            std::fprintf(stderr, "%s:%d: contract violation: %s\n", __FILE__, __LINE__, \
+                         #__VA_ARGS__);                                                 \
+            std::abort();                                                               \
+        }                                                                               \
     } while (0)
 
 namespace fuzz {
@@ -125,12 +125,18 @@ struct recorded_event {
 inline const char* kind_name(wscoro::protocol::event_kind k) {
     using wscoro::protocol::event_kind;
     switch (k) {
-        case event_kind::need_more: return "need_more";
-        case event_kind::message: return "message";
-        case event_kind::ping: return "ping";
-        case event_kind::pong: return "pong";
-        case event_kind::close: return "close";
-        case event_kind::error: return "error";
+        case event_kind::need_more:
+            return "need_more";
+        case event_kind::message:
+            return "message";
+        case event_kind::ping:
+            return "ping";
+        case event_kind::pong:
+            return "pong";
+        case event_kind::close:
+            return "close";
+        case event_kind::error:
+            return "error";
     }
     return "?";
 }
@@ -138,9 +144,9 @@ inline const char* kind_name(wscoro::protocol::event_kind k) {
 inline void dump(const char* title, const std::vector<recorded_event>& evs) {
     std::fprintf(stderr, "%s (%zu events)\n", title, evs.size());
     for (const auto& e : evs) {
-        std::fprintf(stderr, "  %s type=%u size=%zu code=%u reason=%zu ec=%s\n",
-                     kind_name(e.kind), static_cast<unsigned>(e.type), e.payload.size(),
-                     e.close_code, e.close_reason.size(), e.ec ? e.ec.message().c_str() : "-");
+        std::fprintf(stderr, "  %s type=%u size=%zu code=%u reason=%zu ec=%s\n", kind_name(e.kind),
+                     static_cast<unsigned>(e.type), e.payload.size(), e.close_code,
+                     e.close_reason.size(), e.ec ? e.ec.message().c_str() : "-");
     }
 }
 
@@ -148,8 +154,8 @@ inline void dump(const char* title, const std::vector<recorded_event>& evs) {
 struct decoder_params {
     wscoro::protocol::frame_limits limits;
     std::size_t contiguous_limit = 64 * 1024;
-    bool rfc6455_close_codes = true;  // close codes must be is_valid_on_wire (RFC 6455)
-    bool close_codes = true;          // the format carries close codes at all
+    bool rfc6455_close_codes = true;     // close codes must be is_valid_on_wire (RFC 6455)
+    bool close_codes = true;             // the format carries close codes at all
     bool single_frame_messages = false;  // hixie: a message is one frame
     bool shrink_when_idle = false;       // call shrink() at every need_more
 };
@@ -210,8 +216,10 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
                 const decoder_event ev2 = d.next(std::span<std::byte>(buf), again);
                 FUZZ_CHECK(ev2.kind == event_kind::need_more);
                 FUZZ_CHECK(again == (closed ? buf.size() : 0));
-                if (closed) buf.clear();
-                else FUZZ_CHECK(ev2.needed == ev.needed);
+                if (closed)
+                    buf.clear();
+                else
+                    FUZZ_CHECK(ev2.needed == ev.needed);
                 promised = ev.needed;
                 if (params.shrink_when_idle) d.shrink();
                 break;
@@ -244,7 +252,8 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
                     break;
                 case event_kind::ping:
                 case event_kind::pong:
-                    FUZZ_CHECK(ev.type == (ev.kind == event_kind::ping ? opcode::ping : opcode::pong));
+                    FUZZ_CHECK(ev.type ==
+                               (ev.kind == event_kind::ping ? opcode::ping : opcode::pong));
                     FUZZ_CHECK(ev.payload.size() <= 125);
                     FUZZ_CHECK(ev.payload.size() <= params.limits.max_frame_size);
                     FUZZ_CHECK(!ev.ec);
@@ -260,9 +269,8 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
                         FUZZ_CHECK(ev.close_reason.empty());
                     } else {
                         FUZZ_CHECK(ev.payload.size() >= 2);
-                        FUZZ_CHECK(ev.close_code ==
-                                   (std::to_integer<unsigned>(ev.payload[0]) << 8 |
-                                    std::to_integer<unsigned>(ev.payload[1])));
+                        FUZZ_CHECK(ev.close_code == (std::to_integer<unsigned>(ev.payload[0]) << 8 |
+                                                     std::to_integer<unsigned>(ev.payload[1])));
                         if (params.rfc6455_close_codes)
                             FUZZ_CHECK(wscoro::close_code::is_valid_on_wire(ev.close_code));
                         else
@@ -288,8 +296,9 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
             if (ev.kind == event_kind::error) {
                 // Sticky: the same error again, with or without new bytes.
                 for (int i = 0; i < 2; ++i) {
-                    if (i == 1) buf.insert(buf.end(), stream.begin() + static_cast<std::ptrdiff_t>(fed),
-                                           stream.end());
+                    if (i == 1)
+                        buf.insert(buf.end(), stream.begin() + static_cast<std::ptrdiff_t>(fed),
+                                   stream.end());
                     std::size_t c = 0xDEADBEEF;
                     const decoder_event e2 = d.next(std::span<std::byte>(buf), c);
                     FUZZ_CHECK(e2.kind == event_kind::error);
@@ -318,9 +327,22 @@ std::vector<recorded_event> drive(Decoder& d, std::span<const std::byte> stream,
 /// Frame limits chosen by one configuration byte: the defaults or small ones that the
 /// fuzzer's inputs can reach.
 inline wscoro::protocol::frame_limits pick_limits(std::uint8_t b) noexcept {
-    static constexpr std::uint64_t sizes[] = {0, 1, 2, 5, 125, 126, 127, 300, 1000, 65535,
-                                              65536, 10 * 1024 * 1024, 64 * 1024 * 1024,
-                                              UINT64_MAX, UINT64_MAX - 1, 4096};
+    static constexpr std::uint64_t sizes[] = {0,
+                                              1,
+                                              2,
+                                              5,
+                                              125,
+                                              126,
+                                              127,
+                                              300,
+                                              1000,
+                                              65535,
+                                              65536,
+                                              10 * 1024 * 1024,
+                                              64 * 1024 * 1024,
+                                              UINT64_MAX,
+                                              UINT64_MAX - 1,
+                                              4096};
     wscoro::protocol::frame_limits l;
     if ((b & 0x80) == 0) return l;  // defaults half of the time
     l.max_frame_size = sizes[b & 0x0F];
@@ -338,8 +360,9 @@ inline std::size_t pick_contiguous(std::uint8_t b) noexcept {
 /// possibly different contiguous limit and shrink calls), and aborts unless both see the
 /// same events: every split of the same bytes must decode the same way.
 template <class Make>
-std::vector<recorded_event> differential(Make make, std::span<const std::byte> stream, std::span<const std::uint8_t> spec,
-                  decoder_params whole_params, decoder_params split_params) {
+std::vector<recorded_event> differential(Make make, std::span<const std::byte> stream,
+                                         std::span<const std::uint8_t> spec,
+                                         decoder_params whole_params, decoder_params split_params) {
     auto d1 = make(whole_params);
     const auto a = drive(d1, stream, splits({}), whole_params);
     auto d2 = make(split_params);

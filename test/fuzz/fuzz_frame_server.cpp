@@ -14,8 +14,8 @@
 namespace {
 
 using namespace wscoro::protocol;
-using wscoro::error;
 using fuzz::recorded_event;
+using wscoro::error;
 
 // RFC 6455 §5, read from a whole buffer: the events a correct decoder reports for `s`, up to
 // the first error or Close; a frame cut off by the end of `s` reports nothing (except a
@@ -34,8 +34,8 @@ std::vector<recorded_event> reference(role r, frame_limits lim, std::span<const 
     };
     const std::size_t n = s.size();
     std::size_t i = 0;
-    bool open = false;         // a fragmented message is open
-    unsigned message_op = 1;   // its opcode
+    bool open = false;        // a fragmented message is open
+    unsigned message_op = 1;  // its opcode
     std::uint64_t message_size = 0;
     std::vector<std::byte> message;
     while (i < n) {
@@ -44,14 +44,14 @@ std::vector<recorded_event> reference(role r, frame_limits lim, std::span<const 
         const unsigned op = b0 & 0x0F;
         if ((b0 & 0x70) != 0) return fail(error::bad_reserved_bits);  // §5.2 RSV1-3
         if (op != 0 && op != 1 && op != 2 && op != 8 && op != 9 && op != 10)
-            return fail(error::bad_opcode);                            // §5.2
+            return fail(error::bad_opcode);  // §5.2
         const bool control = (op & 8) != 0;
         if (control && !fin) return fail(error::bad_control_fragment);  // §5.5
         if (i + 1 >= n) return out;
         const unsigned b1 = s[i + 1];
         const bool masked = (b1 & 0x80) != 0;
         const unsigned len7 = b1 & 0x7F;
-        if (control && len7 > 125) return fail(error::bad_control_size);  // §5.5
+        if (control && len7 > 125) return fail(error::bad_control_size);           // §5.5
         if (r == role::server && !masked) return fail(error::bad_unmasked_frame);  // §5.1
         if (r == role::client && masked) return fail(error::bad_masked_frame);
         if (op == 0 && !open) return fail(error::bad_continuation);  // §5.4
@@ -61,7 +61,8 @@ std::vector<recorded_event> reference(role r, frame_limits lim, std::span<const 
         std::uint64_t len = len7;
         if (ext != 0) {
             len = 0;
-            for (std::size_t j = 0; j < ext; ++j) len = len << 8 | s[i + 2 + j];
+            for (std::size_t j = 0; j < ext; ++j)
+                len = len << 8 | s[i + 2 + j];
             if (ext == 2 && len < 126) return fail(error::bad_size_encoding);  // §5.2 minimal
             if (ext == 8 && len <= 0xFFFF) return fail(error::bad_size_encoding);
             if (len >> 63) return fail(error::bad_frame_length);  // §5.2 MSB
@@ -74,10 +75,12 @@ std::vector<recorded_event> reference(role r, frame_limits lim, std::span<const 
         }
         const std::size_t hdr = 2 + ext + (masked ? 4 : 0);
         if (i + hdr > n) return out;
-        const std::size_t avail = static_cast<std::size_t>(std::min<std::uint64_t>(len, n - i - hdr));
+        const std::size_t avail =
+            static_cast<std::size_t>(std::min<std::uint64_t>(len, n - i - hdr));
         std::vector<std::byte> payload(avail);
         for (std::size_t j = 0; j < avail; ++j)  // §5.3
-            payload[j] = static_cast<std::byte>(s[i + hdr + j] ^ (masked ? s[i + 2 + ext + j % 4] : 0));
+            payload[j] =
+                static_cast<std::byte>(s[i + hdr + j] ^ (masked ? s[i + 2 + ext + j % 4] : 0));
 
         if (control) {
             if (avail < len) return out;
@@ -97,8 +100,9 @@ std::vector<recorded_event> reference(role r, frame_limits lim, std::span<const 
                 ev.close_code = 1005;
             } else {
                 if (payload.size() == 1) return fail(error::bad_close_size);
-                ev.close_code = static_cast<std::uint16_t>(std::to_integer<unsigned>(payload[0]) << 8 |
-                                                           std::to_integer<unsigned>(payload[1]));
+                ev.close_code =
+                    static_cast<std::uint16_t>(std::to_integer<unsigned>(payload[0]) << 8 |
+                                               std::to_integer<unsigned>(payload[1]));
                 const unsigned c = ev.close_code;
                 if (!((c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) ||
                       (c >= 3000 && c <= 4999)))

@@ -115,7 +115,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     if (whole.failed) {
         using wscoro::error;
-        FUZZ_CHECK(whole.ec == error::bad_http_request || whole.ec == error::request_line_too_long ||
+        FUZZ_CHECK(whole.ec == error::bad_http_request ||
+                   whole.ec == error::request_line_too_long ||
                    whole.ec == error::headers_too_large);
         const int status = wscoro::http_status_for(whole.ec);
         FUZZ_CHECK(status == 400 || status == 414 || status == 431);
@@ -140,21 +141,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const http_request& r = whole.request;
         FUZZ_CHECK(is_token(r.method));
         FUZZ_CHECK(!r.target.empty());
-        for (char c : r.target) FUZZ_CHECK(!is_ctl(c) && c != ' ');
+        for (char c : r.target)
+            FUZZ_CHECK(!is_ctl(c) && c != ' ');
         FUZZ_CHECK(r.version_major >= 0 && r.version_major <= 9);
         FUZZ_CHECK(r.version_minor >= 0 && r.version_minor <= 9);
         FUZZ_CHECK(r.target.size() + r.method.size() + 10 <= limits.max_request_line);
         FUZZ_CHECK(r.headers.size() <= limits.max_headers);
         for (const auto& h : r.headers) {
             FUZZ_CHECK(is_token(h.name));
-            for (char c : h.value) FUZZ_CHECK(!is_ctl(c) || c == '\t');
+            for (char c : h.value)
+                FUZZ_CHECK(!is_ctl(c) || c == '\t');
             if (!h.value.empty()) {
                 FUZZ_CHECK(h.value.front() != ' ' && h.value.front() != '\t');
                 FUZZ_CHECK(h.value.back() != ' ' && h.value.back() != '\t');
             }
             // Lookups find the field by any case of its name.
             std::string upper = h.name;
-            for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+            for (char& c : upper)
+                c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
             FUZZ_CHECK(r.header(upper).has_value());
             FUZZ_CHECK(r.header_count(upper) >= 1);
         }

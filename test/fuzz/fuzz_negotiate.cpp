@@ -36,7 +36,8 @@ std::size_t check_head(const std::string& resp, int status) {
         if (!first) {
             const auto colon = line.find(": ");
             FUZZ_CHECK(colon != std::string_view::npos && colon > 0);
-            for (char c : line.substr(0, colon)) FUZZ_CHECK(c > 0x20 && c < 0x7F && c != ':');
+            for (char c : line.substr(0, colon))
+                FUZZ_CHECK(c > 0x20 && c < 0x7F && c != ':');
             for (char c : line.substr(colon + 2))
                 FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 || c == '\t');
         }
@@ -68,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if ((flags & 4) != 0) opt.extra.push_back({"Sec-WebSocket-Protocol", "chat"});
     if ((flags & 8) != 0) opt.extra.push_back({"X-Extra", "1"});
     std::array<std::byte, 16> nonce{};
-    for (std::size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<std::byte>(i * 37 + vmask);
+    for (std::size_t i = 0; i < nonce.size(); ++i)
+        nonce[i] = static_cast<std::byte>(i * 37 + vmask);
     opt.hybi04_nonce = nonce;
 
     http_request_parser parser;
@@ -131,8 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 // The client side accepts our answer.
                 const auto key = req.header("Sec-WebSocket-Key");
                 FUZZ_CHECK(key.has_value());
-                FUZZ_CHECK(!check_accept_response(std::string_view(r.response).substr(0, head),
-                                                  *key));
+                FUZZ_CHECK(
+                    !check_accept_response(std::string_view(r.response).substr(0, head), *key));
             }
             for (const auto& f : opt.extra)
                 FUZZ_CHECK(r.response.find("\r\n" + f.name + ": " + f.value + "\r\n") !=
@@ -151,11 +153,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(r.status == 400 || r.status == 405 || r.status == 426 || r.status == 500 ||
                        r.status == 505);
             const std::size_t head = check_head(r.response, r.status);
-            const std::string cl = "\r\nContent-Length: " + std::to_string(r.response.size() - head) +
-                                   "\r\n";
+            const std::string cl =
+                "\r\nContent-Length: " + std::to_string(r.response.size() - head) + "\r\n";
             FUZZ_CHECK(r.response.find(cl) != std::string::npos && r.response.find(cl) < head);
-            if (r.status == 426)
-                FUZZ_CHECK(r.response.find("\r\nUpgrade: websocket\r\n") < head);
+            if (r.status == 426) FUZZ_CHECK(r.response.find("\r\nUpgrade: websocket\r\n") < head);
             if (r.status == 405) FUZZ_CHECK(r.response.find("\r\nAllow: GET\r\n") < head);
             // The body does not change a rejection.
             FUZZ_CHECK(negotiate(req, {}, opt).response == r.response);

@@ -41,8 +41,7 @@ bool same(const outcome& a, const outcome& b) {
     return x.version == y.version && x.local == y.local && x.family == y.family &&
            x.transport == y.transport && same_endpoint(x.source, y.source) &&
            same_endpoint(x.destination, y.destination) && x.source_path == y.source_path &&
-           x.destination_path == y.destination_path && x.authority == y.authority &&
-           x.ssl == y.ssl;
+           x.destination_path == y.destination_path && x.authority == y.authority && x.ssl == y.ssl;
 }
 
 outcome run(proxy_header_parser& p, std::span<const std::byte> bytes, fuzz::splits sp) {
@@ -114,7 +113,8 @@ void check_v1(std::string_view line, const proxy_info& info) {
         const auto& ep = i == 0 ? info.source : info.destination;
         FUZZ_CHECK(std::memcmp(ep.address.data(), addr, v4 ? 4 : 16) == 0);
         if (v4)
-            for (std::size_t j = 4; j < 16; ++j) FUZZ_CHECK(ep.address[j] == 0);
+            for (std::size_t j = 4; j < 16; ++j)
+                FUZZ_CHECK(ep.address[j] == 0);
     }
     for (int i = 0; i < 2; ++i) {
         const auto& f = field[2 + i];
@@ -189,8 +189,7 @@ void check_v2(std::span<const std::uint8_t> h, const proxy_info& info) {
         return;
     }
     FUZZ_CHECK(!info.local);
-    FUZZ_CHECK(info.transport ==
-               (proto == 1 ? proxy_transport::stream : proxy_transport::dgram));
+    FUZZ_CHECK(info.transport == (proto == 1 ? proxy_transport::stream : proxy_transport::dgram));
     const std::uint8_t* a = &h[16];
     std::size_t block = 0;
     if (fam == 1) {
@@ -211,8 +210,8 @@ void check_v2(std::span<const std::uint8_t> h, const proxy_info& info) {
         FUZZ_CHECK(info.family == proxy_family::unix_socket);
         FUZZ_CHECK(info.source_path.size() <= 108 && info.destination_path.size() <= 108);
         FUZZ_CHECK(std::memcmp(info.source_path.data(), a, info.source_path.size()) == 0);
-        FUZZ_CHECK(std::memcmp(info.destination_path.data(), a + 108,
-                               info.destination_path.size()) == 0);
+        FUZZ_CHECK(
+            std::memcmp(info.destination_path.data(), a + 108, info.destination_path.size()) == 0);
     }
     // TLVs: exactly cover the rest; the first AUTHORITY (<= 255 bytes) and SSL are reported.
     std::size_t at = 16 + block;
@@ -286,7 +285,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string_view text(reinterpret_cast<const char*>(in.stream.data()),
                                     in.stream.size());
         const auto lf = text.find('\n');
-        if (whole.failed && lf != std::string_view::npos) check_v1_rejection(text.substr(0, lf + 1));
+        if (whole.failed && lf != std::string_view::npos)
+            check_v1_rejection(text.substr(0, lf + 1));
     }
     return 0;
 }

@@ -20,9 +20,9 @@ using fuzz::recorded_event;
 
 // Valid UTF-8 of exactly `len` bytes made from the input's bytes (cycled).
 std::vector<std::byte> make_text(std::span<const std::uint8_t> src, std::size_t len) {
-    static constexpr std::uint32_t specials[] = {0x7F,   0x80,   0x7FF,    0x800,   0xD7FF,
-                                                 0xE000, 0xFFFD, 0xFFFF,   0x10000, 0x10FFFF,
-                                                 0xFEFF, 0x0,    0x20AC,   0x1F600, 0x3FF};
+    static constexpr std::uint32_t specials[] = {0x7F,   0x80,   0x7FF,  0x800,   0xD7FF,
+                                                 0xE000, 0xFFFD, 0xFFFF, 0x10000, 0x10FFFF,
+                                                 0xFEFF, 0x0,    0x20AC, 0x1F600, 0x3FF};
     std::vector<std::byte> out;
     out.reserve(len);
     std::size_t j = 0;
@@ -30,10 +30,18 @@ std::vector<std::byte> make_text(std::span<const std::uint8_t> src, std::size_t 
         const std::uint8_t b = src.empty() ? 'a' : src[j++ % src.size()];
         std::uint32_t cp;
         switch (b >> 6) {
-            case 0: cp = b & 0x7F; break;
-            case 1: cp = 0x80 + (b & 0x3F) * 29; break;
-            case 2: cp = specials[b % std::size(specials)]; break;
-            default: cp = 0x10000 + (b & 0x3F) * 0x4000 + (b & 7); break;
+            case 0:
+                cp = b & 0x7F;
+                break;
+            case 1:
+                cp = 0x80 + (b & 0x3F) * 29;
+                break;
+            case 2:
+                cp = specials[b % std::size(specials)];
+                break;
+            default:
+                cp = 0x10000 + (b & 0x3F) * 0x4000 + (b & 7);
+                break;
         }
         std::uint8_t enc[4];
         std::size_t n;
@@ -60,7 +68,8 @@ std::vector<std::byte> make_text(std::span<const std::uint8_t> src, std::size_t 
             enc[0] = 'x';
             n = 1;
         }
-        for (std::size_t i = 0; i < n; ++i) out.push_back(static_cast<std::byte>(enc[i]));
+        for (std::size_t i = 0; i < n; ++i)
+            out.push_back(static_cast<std::byte>(enc[i]));
     }
     FUZZ_CHECK(is_valid_utf8(out));
     return out;
@@ -69,7 +78,8 @@ std::vector<std::byte> make_text(std::span<const std::uint8_t> src, std::size_t 
 std::vector<std::byte> make_binary(std::span<const std::uint8_t> src, std::size_t len) {
     std::vector<std::byte> out(len);
     for (std::size_t i = 0; i < len; ++i)
-        out[i] = static_cast<std::byte>(src.empty() ? i * 131 : src[i % src.size()] + i / src.size());
+        out[i] =
+            static_cast<std::byte>(src.empty() ? i * 131 : src[i % src.size()] + i / src.size());
     return out;
 }
 
@@ -83,7 +93,8 @@ struct encoder {
     // The masking key of the next frame (client role), from the input.
     mask_key key() {
         mask_key k;
-        for (auto& b : k) b = static_cast<std::byte>(r.byte());
+        for (auto& b : k)
+            b = static_cast<std::byte>(r.byte());
         return k;
     }
 
@@ -169,10 +180,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 const bool text = hixie || (op & 0x10) == 0;
                 const std::uint8_t lb = r.byte();
                 std::size_t len = lb;
-                if (lb >= 0xF0 && lb < 0xFC) len = r.u16() % 2000;
-                else if (lb == 0xFC || lb == 0xFD) len = r.u16() % 8000;
-                else if (lb == 0xFE) len = 65535 - r.byte() % 16;  // 16-bit length, at its top
-                else if (lb == 0xFF) len = 65536 + r.u16() % 4500;  // 64-bit length
+                if (lb >= 0xF0 && lb < 0xFC)
+                    len = r.u16() % 2000;
+                else if (lb == 0xFC || lb == 0xFD)
+                    len = r.u16() % 8000;
+                else if (lb == 0xFE)
+                    len = 65535 - r.byte() % 16;  // 16-bit length, at its top
+                else if (lb == 0xFF)
+                    len = 65536 + r.u16() % 4500;  // 64-bit length
                 const std::size_t src_len = std::min<std::size_t>(len, r.byte());
                 const auto src = r.take(src_len);
                 const auto payload = text ? make_text(src, len) : make_binary(src, len);
@@ -187,7 +202,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     if (i > 0 && (fb & 0x20) != 0 && !hixie) {
                         // Control frames in the middle of the message.
                         const std::uint8_t n = r.byte() % 3;
-                        for (std::uint8_t j = 0; j < n; ++j) control((r.byte() & 1) != 0);
+                        for (std::uint8_t j = 0; j < n; ++j)
+                            control((r.byte() & 1) != 0);
                     }
                     const std::span<const std::byte> part(payload.data() + cuts[i],
                                                           cuts[i + 1] - cuts[i]);
@@ -214,18 +230,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                         e.must_fail([&] { return enc.append_frame(wire, opcode::ping, big, kp); });
                         break;
                     case 1:  // fragmented control frame
-                        e.must_fail([&] {
-                            return enc.append_frame(wire, opcode::pong, false, {}, kp);
-                        });
+                        e.must_fail(
+                            [&] { return enc.append_frame(wire, opcode::pong, false, {}, kp); });
                         break;
                     case 2:  // reserved opcode
                         e.must_fail([&] {
-                            return enc.append_frame(wire, static_cast<opcode>(3 + what % 5), {}, kp);
+                            return enc.append_frame(wire, static_cast<opcode>(3 + what % 5), {},
+                                                    kp);
                         });
                         break;
                     case 3:  // masking the wrong way round
                         if (!client) {
-                            e.must_fail([&] { return enc.append_frame(wire, opcode::text, {}, &k); });
+                            e.must_fail(
+                                [&] { return enc.append_frame(wire, opcode::text, {}, &k); });
                         } else if (f == wire_format::hybi04 || f == wire_format::hybi05 ||
                                    f == wire_format::rfc6455) {
                             e.must_fail([&] { return enc.append_frame(wire, opcode::text, {}); });
@@ -234,23 +251,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     case 4:  // hixie: no binary, no fragments, no 0xFF in text, no pings
                         if (hixie) {
                             const std::byte ff[] = {std::byte{'a'}, std::byte{0xFF}};
-                            e.must_fail([&] { return enc.append_frame(wire, opcode::binary, {}, kp); });
-                            e.must_fail([&] { return enc.append_frame(wire, opcode::text, false, {}, kp); });
-                            e.must_fail([&] { return enc.append_frame(wire, opcode::text, ff, kp); });
-                            e.must_fail([&] { return enc.append_frame(wire, opcode::ping, {}, kp); });
+                            e.must_fail(
+                                [&] { return enc.append_frame(wire, opcode::binary, {}, kp); });
+                            e.must_fail([&] {
+                                return enc.append_frame(wire, opcode::text, false, {}, kp);
+                            });
+                            e.must_fail(
+                                [&] { return enc.append_frame(wire, opcode::text, ff, kp); });
+                            e.must_fail(
+                                [&] { return enc.append_frame(wire, opcode::ping, {}, kp); });
                         }
                         break;
                     default:  // a Close the format cannot express
                         if (codes) {
-                            const std::uint16_t bad[] = {999, 1004, 1005, 1006, 1015, 1016, 2999, 5000};
-                            e.must_fail([&] {
-                                return enc.append_close(wire, bad[what % 8], "", kp);
-                            });
+                            const std::uint16_t bad[] = {999,  1004, 1005, 1006,
+                                                         1015, 1016, 2999, 5000};
+                            e.must_fail(
+                                [&] { return enc.append_close(wire, bad[what % 8], "", kp); });
                             e.must_fail([&] { return enc.append_close(wire, 0, "why", kp); });
                             e.must_fail([&] {
                                 return enc.append_close(wire, 1000, std::string(124, 'r'), kp);
                             });
-                            e.must_fail([&] { return enc.append_close(wire, 1000, "\xC0\xAF", kp); });
+                            e.must_fail(
+                                [&] { return enc.append_close(wire, 1000, "\xC0\xAF", kp); });
                         }
                         break;
                 }
@@ -266,7 +289,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 const std::string reason(reinterpret_cast<const char*>(reason_bytes.data()),
                                          reason_bytes.size());
                 const mask_key k = e.key();
-                const std::error_code ec = enc.append_close(wire, code, reason, client ? &k : nullptr);
+                const std::error_code ec =
+                    enc.append_close(wire, code, reason, client ? &k : nullptr);
                 FUZZ_CHECK(!ec);
                 recorded_event ev;
                 ev.kind = event_kind::close;

@@ -17,10 +17,20 @@ bool range_has_valid(int len, std::uint32_t lo, std::uint32_t hi) {
     std::uint32_t min = 0;
     std::uint32_t max = 0;
     switch (len) {
-        case 2: min = 0x80; max = 0x7FF; break;
-        case 3: min = 0x800; max = 0xFFFF; break;
-        case 4: min = 0x10000; max = 0x10FFFF; break;
-        default: return false;
+        case 2:
+            min = 0x80;
+            max = 0x7FF;
+            break;
+        case 3:
+            min = 0x800;
+            max = 0xFFFF;
+            break;
+        case 4:
+            min = 0x10000;
+            max = 0x10FFFF;
+            break;
+        default:
+            return false;
     }
     lo = std::max(lo, min);
     hi = std::min(hi, max);
@@ -113,8 +123,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(ok == v.valid());
         const bool expect_valid = ref.first_bad >= fed;
         if (v.valid() != expect_valid) {
-            std::fprintf(stderr, "fed %zu bytes, validator valid=%d, reference first bad byte %zu\n",
-                         fed, v.valid(), ref.first_bad);
+            std::fprintf(stderr,
+                         "fed %zu bytes, validator valid=%d, reference first bad byte %zu\n", fed,
+                         v.valid(), ref.first_bad);
             FUZZ_CHECK(v.valid() == expect_valid);
         }
         if (!v.valid()) FUZZ_CHECK(!v.complete());

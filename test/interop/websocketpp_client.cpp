@@ -166,7 +166,8 @@ struct item {
 
 std::string utf8_sample() {
     // 2-, 3- and 4-byte sequences: "Grüße, 世界 🌍 ∑"
-    return "Gr\xc3\xbc\xc3\x9f" "e, \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d \xe2\x88\x91";
+    return "Gr\xc3\xbc\xc3\x9f"
+           "e, \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8c\x8d \xe2\x88\x91";
 }
 
 std::string text_of(std::size_t n) {
@@ -216,20 +217,25 @@ std::vector<item> script_for(int version) {
     {
         item b{item::burst, "burst of 20 messages, in order", {}};
         for (int i = 0; i < 20; ++i)
-            b.payloads.push_back("burst #" + std::to_string(i) + " " + text_of(static_cast<std::size_t>(i * 37)));
+            b.payloads.push_back("burst #" + std::to_string(i) + " " +
+                                 text_of(static_cast<std::size_t>(i * 37)));
         s.push_back(b);
     }
-    s.push_back({item::ping, "ping -> pong with the same payload", {"wspp-ping-" + std::to_string(version)}});
+    s.push_back({item::ping,
+                 "ping -> pong with the same payload",
+                 {"wspp-ping-" + std::to_string(version)}});
     s.push_back({item::ping, "ping with empty payload", {""}});
     s.push_back({item::text, "text after ping", {"still there"}});
-    s.push_back({item::close, "close 4000+v with a reason", {"bye v" + std::to_string(version)},
+    s.push_back({item::close,
+                 "close 4000+v with a reason",
+                 {"bye v" + std::to_string(version)},
                  static_cast<websocketpp::close::status::value>(4000 + version)});
     return s;
 }
 
 template <typename Config>
 class session {
-public:
+  public:
     using client_t = websocketpp::client<Config>;
     using conn_ptr = typename client_t::connection_ptr;
     using message_ptr = typename Config::message_type::ptr;
@@ -246,8 +252,8 @@ public:
         client_.set_pong_timeout(std::chrono::milliseconds(kStepTimeout).count());
 
         websocketpp::lib::error_code ec;
-        const std::string url = "ws://127.0.0.1:" + std::to_string(port_) + "/wspp?v=" +
-                                std::to_string(version_);
+        const std::string url =
+            "ws://127.0.0.1:" + std::to_string(port_) + "/wspp?v=" + std::to_string(version_);
         con_ = client_.get_connection(url, ec);
         if (ec) {
             check(false, tag + "get_connection", ec.message());
@@ -262,9 +268,8 @@ public:
             [this](websocketpp::connection_hdl, message_ptr m) { on_message(m); });
         con_->set_pong_handler(
             [this](websocketpp::connection_hdl, std::string p) { on_pong(std::move(p)); });
-        con_->set_pong_timeout_handler([this](websocketpp::connection_hdl, std::string) {
-            fail_step("pong timeout");
-        });
+        con_->set_pong_timeout_handler(
+            [this](websocketpp::connection_hdl, std::string) { fail_step("pong timeout"); });
         con_->set_close_handler([this](websocketpp::connection_hdl) { on_close(); });
         client_.connect(con_);
 
@@ -289,7 +294,7 @@ public:
         io.stop();
     }
 
-private:
+  private:
     std::string tag() const { return "v" + std::to_string(version_) + ": "; }
 
     void start_step() {
@@ -375,8 +380,8 @@ private:
                       " bytes) while waiting for a control frame");
             return;
         }
-        const auto want_op =
-            it.k == item::binary ? websocketpp::frame::opcode::binary : websocketpp::frame::opcode::text;
+        const auto want_op = it.k == item::binary ? websocketpp::frame::opcode::binary
+                                                  : websocketpp::frame::opcode::text;
         if (m->get_opcode() != want_op) {
             fail_step("echo has opcode " + std::to_string(m->get_opcode()));
             return;
@@ -404,7 +409,8 @@ private:
             return;
         }
         const item& it = script_[index_];
-        check(payload == it.payloads[0], tag() + it.label, describe_mismatch(payload, it.payloads[0]));
+        check(payload == it.payloads[0], tag() + it.label,
+              describe_mismatch(payload, it.payloads[0]));
         ++index_;
         next();
     }
@@ -530,7 +536,7 @@ hixie76_keys random_keys(std::mt19937& rng) {
 
 // A blocking-looking socket whose every operation is bounded by kStepTimeout.
 class timed_socket {
-public:
+  public:
     explicit timed_socket(asio::io_context& io) : io_(io), sock_(io) {}
 
     bool connect(unsigned short port, std::string& err) {
@@ -584,7 +590,7 @@ public:
         sock_.close(ignore);
     }
 
-private:
+  private:
     template <typename Pred>
     bool wait(Pred done) {
         const auto deadline = std::chrono::steady_clock::now() + kStepTimeout;
@@ -611,9 +617,11 @@ using msg_manager = cfg00::con_msg_manager_type;
 using message00 = cfg00::message_type;
 
 class hybi00_session {
-public:
+  public:
     hybi00_session(unsigned short port, std::string label)
-        : port_(port), label_(std::move(label)), sock_(io_),
+        : port_(port),
+          label_(std::move(label)),
+          sock_(io_),
           manager_(websocketpp::lib::make_shared<msg_manager>()),
           proc_(false, false, manager_) {}
 
@@ -686,7 +694,8 @@ public:
               res.get_header("Sec-WebSocket-Origin"));
         if (!protocol.empty())
             check(res.get_header("Sec-WebSocket-Protocol") == protocol,
-                  label_ + "Sec-WebSocket-Protocol echoed", res.get_header("Sec-WebSocket-Protocol"));
+                  label_ + "Sec-WebSocket-Protocol echoed",
+                  res.get_header("Sec-WebSocket-Protocol"));
         const bool challenge_ok = answer == keys.expected;
         check(challenge_ok, label_ + "16-byte challenge answer (WebSocket++ md5)",
               describe_mismatch(answer, keys.expected));
@@ -721,16 +730,17 @@ public:
             if (!got.empty() && got.size() < messages.size() && buffer_.empty()) {
                 bool eof = false;
                 if (!sock_.read_some(buffer_, eof, err) || eof) {
-                    check(false, label_ + what, eof ? "EOF after " + std::to_string(got.size()) +
-                                                          " echoes" : err);
+                    check(false, label_ + what,
+                          eof ? "EOF after " + std::to_string(got.size()) + " echoes" : err);
                     return;
                 }
             }
         }
         for (std::size_t i = 0; i < messages.size(); ++i) {
             if (got[i] != messages[i]) {
-                check(false, label_ + what + " echoed exactly",
-                      "message " + std::to_string(i) + ": " + describe_mismatch(got[i], messages[i]));
+                check(
+                    false, label_ + what + " echoed exactly",
+                    "message " + std::to_string(i) + ": " + describe_mismatch(got[i], messages[i]));
                 return;
             }
         }
@@ -753,8 +763,8 @@ public:
                 return;
             }
         }
-        check(buffer_.substr(0, 2) == std::string("\xff\x00", 2), label_ + "close answered with FF 00",
-              hex_prefix(buffer_));
+        check(buffer_.substr(0, 2) == std::string("\xff\x00", 2),
+              label_ + "close answered with FF 00", hex_prefix(buffer_));
         buffer_.erase(0, std::min<std::size_t>(2, buffer_.size()));
         while (!eof) {
             if (!sock_.read_some(buffer_, eof, err)) {
@@ -777,7 +787,7 @@ public:
              " (hixie-76 has neither)");
     }
 
-private:
+  private:
     // Feeds buffered bytes to the hybi00 processor, appending complete messages to `got`.
     bool drain(std::vector<std::string>& got, std::string& err) {
         if (buffer_.empty()) {
@@ -790,8 +800,8 @@ private:
         }
         while (!buffer_.empty()) {
             websocketpp::lib::error_code ec;
-            const std::size_t used = proc_.consume(
-                reinterpret_cast<std::uint8_t*>(&buffer_[0]), buffer_.size(), ec);
+            const std::size_t used =
+                proc_.consume(reinterpret_cast<std::uint8_t*>(&buffer_[0]), buffer_.size(), ec);
             if (ec) {
                 err = "hybi00 consume: " + ec.message() + " at [" + hex_prefix(buffer_) + "]";
                 return false;
@@ -860,13 +870,21 @@ int main(int argc, char** argv) {
         return 2;
     }
     const auto port = static_cast<unsigned short>(port_l);
-    std::cout << websocketpp::user_agent << " against ws://127.0.0.1:" << port
-              << "/\n";
+    std::cout << websocketpp::user_agent << " against ws://127.0.0.1:" << port << "/\n";
     probe_stock_client_versions();
     try {
-        { session<config13> s(13, port); s.run(); }
-        { session<config08> s(8, port); s.run(); }
-        { session<config07> s(7, port); s.run(); }
+        {
+            session<config13> s(13, port);
+            s.run();
+        }
+        {
+            session<config08> s(8, port);
+            s.run();
+        }
+        {
+            session<config07> s(7, port);
+            s.run();
+        }
         run_hybi00(port);
     } catch (const std::exception& e) {
         check(false, "no exception", e.what());
