@@ -1,8 +1,10 @@
 #include "wscoro/connection.hpp"
 
 #include <strings.h>
+#include <sys/mman.h>
 #include <algorithm>
 #include <asio/bind_allocator.hpp>
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -34,25 +36,37 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 // header) is handed to the application in place, without a copy; a pipelining peer's
 // frames are read 64 KiB per system call.
 constexpr std::size_t read_buffer_size = 64 * 1024;
+// A connection that receives messages keeps its read buffer in a read left pending with
+// Asio (one recv() per message, no epoll_ctl()); after one to two times this long without
+// data it gives the buffer back and waits for readability instead (idle connections hold
+// no buffer).
+constexpr std::chrono::milliseconds read_buffer_linger{500};
+// What write-queue capacity a quiet connection keeps.
+constexpr std::size_t quiet_write_capacity = 4096;
 
 // Read buffers are recycled per thread: a connection waiting for data gives its buffer
 // back (10 000 idle connections hold none), and the busy ones reuse a few, with no
 // allocation and no zero-filling per read.
 class read_buffer_pool {
   public:
-    std::unique_ptr<std::byte[]> get() {
-        if (free_.empty()) return std::unique_ptr<std::byte[]>(new std::byte[read_buffer_size]);
+    read_buffer get() {
+        if (free_.empty()) {
+            void* p = ::mmap(nullptr, read_buffer_size, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) throw std::bad_alloc();
+            return read_buffer(static_cast<std::byte*>(p));
+        }
         auto b = std::move(free_.back());
         free_.pop_back();
         return b;
     }
-    void put(std::unique_ptr<std::byte[]> b) {
+    void put(read_buffer b) {
         if (free_.size() < max_kept) free_.push_back(std::move(b));
     }
 
   private:
-    static constexpr std::size_t max_kept = 16;  // at most 1 MiB kept per thread
-    std::vector<std::unique_ptr<std::byte[]>> free_;
+    static constexpr std::size_t max_kept = 8;  // at most 512 KiB kept per thread
+    std::vector<read_buffer> free_;
 };
 thread_local read_buffer_pool buffer_pool;
 // Payloads at least this large are written from the sender's memory (gather write, no
@@ -103,8 +117,11 @@ detail::transport make_transport(asio::ip::tcp::socket socket, const connection_
 }  // namespace
 
 connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant strand,
-                                 std::shared_ptr<const connection_config> config, std::uint64_t id)
+                                 std::shared_ptr<const connection_config> config, std::uint64_t id,
+                                 asio::ip::tcp::endpoint peer, asio::ip::tcp::endpoint local)
     : max_frame_size(config->limits.max_frame_size),
+      peer_(peer),
+      local_(local),
       stream_(make_transport(std::move(socket), *config)),
       strand_(std::move(strand)),
       executor_(std::visit([](const auto& st) { return asio::any_io_executor(st); }, strand_)),
@@ -113,7 +130,10 @@ connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant st
       decoder_(protocol::role::server, 13, config_->limits,
                read_buffer_size - protocol::max_header_size) {}
 
-connection_impl::~connection_impl() = default;
+connection_impl::~connection_impl() {
+    // The read buffer goes back to this thread's pool (a munmap() per connection otherwise).
+    if (rbuf_) buffer_pool.put(std::move(rbuf_));
+}
 
 ip_network ip_network::parse(const std::string& text) {
     const auto slash = text.find('/');
@@ -354,9 +374,11 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     auto self = shared_from_this();  // timers and writes hold the connection, not the caller
     start_timer(config_->timeouts.handshake, make_error_code(error::handshake_timeout));
     prepare_read_buffer();
+    // The server passes what accept() and the listener already know; ask the socket only for
+    // what they could not tell (a wildcard listener's local address).
     std::error_code ep_ec;
-    const auto peer = tcp().remote_endpoint(ep_ec);
-    const auto local = tcp().local_endpoint(ep_ec);
+    const auto peer = peer_.port() != 0 ? peer_ : tcp().remote_endpoint(ep_ec);
+    const auto local = local_.port() != 0 ? local_ : tcp().local_endpoint(ep_ec);
     bool secure = config_->secure_proxy;
     std::optional<asio::ip::tcp::endpoint> proxied_client;
 
@@ -524,8 +546,12 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     auto [wec, wn] = co_await std::move(op);
     (void)wn;
     if (wec) {
-        set_close_info(close_code::abnormal, {}, false, wec);
-        force_close();
+        // (If the handshake timer closed the socket, it has reported already.)
+        if (!socket_closed_) {
+            set_close_info(close_code::abnormal, {}, false, wec);
+            report(wec, nullptr, "opening handshake failed: " + wec.message());
+            force_close();
+        }
         co_return false;
     }
     cancel_timer();
@@ -615,6 +641,10 @@ void connection_impl::close_for(std::error_code why, std::uint16_t code, std::st
 // Reading
 // ---------------------------------------------------------------------------------------------
 
+void read_buffer_deleter::operator()(std::byte* p) const noexcept {
+    ::munmap(p, read_buffer_size);
+}
+
 void connection_impl::release_read_buffer() {
     if (!rbuf_ || rb_begin_ != rb_end_) return;  // unconsumed bytes stay where they are
     buffer_pool.put(std::move(rbuf_));
@@ -654,7 +684,9 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
         bool& flag;
         ~reset_flag() { flag = false; }
     } guard{reader_active_};
-    auto self = shared_from_this();
+    // No shared_from_this() here (an atomic read-modify-write per message): whoever awaits
+    // receive() holds a wscoro::connection, and the server's run_connection holds the
+    // implementation for as long as the handler runs.
 
     for (;;) {
         const auto st = state_.load();
@@ -699,6 +731,10 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             case protocol::event_kind::close:
                 log_frame("in", opcode::close, ev.payload);
                 on_peer_close(ev);
+                // The close is clean only once our Close is written too: wait for that (or
+                // for the write to fail), so close_info() is final when receive() ends.
+                while (clean_close_pending_ && !socket_closed_)
+                    co_await wait_signal();
                 co_return std::nullopt;
             case protocol::event_kind::error:
                 fail_connection(ev.ec);
@@ -711,22 +747,57 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
         std::error_code ec;
         std::size_t n = 0;
         if (rb_begin_ == rb_end_ && std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
-            // Nothing pending: try a read, and if there is nothing yet, wait for readability
-            // holding no buffer (the previous message's view is dead by contract now).
+            // Nothing pending: wait for readability holding no buffer (the previous
+            // message's view is dead by contract now), then read. Asio registers the wait
+            // with EPOLL_CTL_MOD, which reports data that is already there, so a read first
+            // is only worth its system call when the last read filled the buffer (more is
+            // probably queued); after a short read it would just return EAGAIN.
             auto& sock = tcp();
-            if (!sock.non_blocking()) sock.non_blocking(true, ec);
-            n = sock.read_some(asio::buffer(rbuf_.get(), rcap_), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                release_read_buffer();
-                auto wait = sock.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
-                std::tie(ec) = co_await std::move(wait);
-                prepare_read_buffer();
-                if (!ec) {
-                    n = sock.read_some(asio::buffer(rbuf_.get(), rcap_), ec);
-                    if (ec == asio::error::would_block || ec == asio::error::try_again)
-                        continue;  // a spurious wake-up: wait again
+            if (active_read_) {
+                // A busy connection: leave a read with the buffer in Asio's reactor. After a
+                // short read Asio does not retry at once, so each message costs one recv()
+                // and no epoll_ctl(). The read-buffer timer cancels this read once the
+                // connection has been quiet for read_buffer_linger.
+                read_pending_ = true;
+                auto op = sock.async_read_some(
+                    asio::buffer(rbuf_.get(), rcap_),
+                    asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
+                std::tie(ec, n) = co_await std::move(op);
+                read_pending_ = false;
+                if (ec == asio::error::operation_aborted && release_requested_ && !socket_closed_) {
+                    release_requested_ = false;
+                    ec = {};
+                    rb_end_ += n;
+                    continue;  // quiet: wait without the buffer from now on
                 }
+            } else {
+                // Nothing pending: wait for readability holding no buffer (the previous
+                // message's view is dead by contract now), then read. Asio registers the
+                // wait with EPOLL_CTL_MOD, which reports data that is already there, so a
+                // read first is only worth its system call when the last read filled the
+                // buffer (more is probably queued); after a short read it would just
+                // return EAGAIN.
+                bool try_read = last_read_full_;
+                for (;;) {
+                    if (try_read) {
+                        n = read_now(sock, ec);
+                        if (ec != asio::error::would_block && ec != asio::error::try_again) break;
+                        ec = {};
+                    }
+                    release_read_buffer();
+                    trim_write_buffers(zero_copy_threshold);
+                    auto wait = sock.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
+                    std::tie(ec) = co_await std::move(wait);
+                    prepare_read_buffer();
+                    if (ec) break;
+                    try_read = true;
+                }
+                last_read_full_ = !ec && n == rcap_;
+                // A second message soon after the first marks a busy connection (a
+                // connection that just closes should not pay for the timer).
+                if (!ec && ++wait_reads_ >= 2) start_active_reading();
             }
+            ++reads_;
         } else {
             auto op = std::visit(
                 [&](auto& s) {
@@ -748,6 +819,59 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
     }
 }
 
+void connection_impl::trim_write_buffers(std::size_t keep) {
+    // The write queue keeps its capacity so that steady traffic allocates nothing; a
+    // connection that falls quiet (or waits after a large message) gives it back.
+    if (writing_) return;
+    if (wbuf_.empty() && wbuf_.capacity() > keep) std::vector<std::byte>().swap(wbuf_);
+    if (inflight_.capacity() > keep) std::vector<std::byte>().swap(inflight_);
+}
+
+std::size_t connection_impl::read_now(asio::ip::tcp::socket& sock, std::error_code& ec) {
+    // recv(MSG_DONTWAIT) rather than socket::read_some(): that would need the socket in
+    // user-set non-blocking mode, one more ioctl() per connection.
+    for (;;) {
+        const auto r = ::recv(sock.native_handle(), rbuf_.get(), rcap_, MSG_DONTWAIT);
+        if (r > 0) {
+            ec = {};
+            return static_cast<std::size_t>(r);
+        }
+        if (r == 0) {
+            ec = asio::error::eof;
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        ec = std::error_code(errno, asio::error::get_system_category());
+        return 0;
+    }
+}
+
+void connection_impl::start_active_reading() {
+    active_read_ = true;
+    if (release_timer_armed_ || socket_closed_) return;
+    if (!release_timer_) release_timer_.emplace(executor_);
+    release_timer_armed_ = true;
+    reads_at_arm_ = reads_;
+    release_timer_->expires_after(read_buffer_linger);
+    release_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+        self->release_timer_armed_ = false;
+        if (ec || self->socket_closed_) return;
+        if (self->reads_ != self->reads_at_arm_) {
+            self->start_active_reading();  // still busy: look again later
+            return;
+        }
+        // Quiet for a while: give the buffer back. A read waiting in the reactor is
+        // cancelled (receive() then waits for readability without a buffer).
+        self->active_read_ = false;
+        self->wait_reads_ = 0;
+        self->trim_write_buffers(quiet_write_capacity);
+        if (self->read_pending_) {
+            self->release_requested_ = true;
+            self->read_cancel_.emit(asio::cancellation_type::terminal);
+        }
+    });
+}
+
 void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
     std::string reason(ev.close_reason);
     config_->log.log(log_level::debug, id_, "close received: code {} reason '{}'", ev.close_code,
@@ -757,7 +881,11 @@ void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
         enqueue_close(ev.close_code == close_code::no_status ? 0 : ev.close_code, {});
     }
     cancel_timer();
-    set_close_info(ev.close_code, std::move(reason), true, {});
+    peer_close_received_ = true;
+    // Clean once our answer is out (begin_linger); a failed write makes it 1006 first.
+    clean_close_pending_ = true;
+    pending_close_code_ = ev.close_code;
+    pending_close_reason_ = std::move(reason);
     state_ = connection_state::closed;
     // RFC 6455 §7.1.1: the server closes the TCP connection first, once the Close is out.
     shutdown_after_flush();
@@ -1054,6 +1182,12 @@ void connection_impl::shutdown_after_flush() {
 void connection_impl::begin_linger() {
     if (socket_closed_) return;
     shutdown_pending_ = false;
+    if (clean_close_pending_) {
+        // Everything queued, our Close included, is written: both Close frames are through.
+        clean_close_pending_ = false;
+        set_close_info(pending_close_code_, std::move(pending_close_reason_), true, {});
+        notify();
+    }
     start_timer(std::min(config_->timeouts.close, max_linger), {});
 #if WSCORO_HAS_TLS
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
@@ -1062,6 +1196,20 @@ void connection_impl::begin_linger() {
         return;
     }
 #endif
+    prepare_read_buffer();
+    rb_begin_ = rb_end_ = 0;
+    if (peer_close_received_) {
+        // The peer sent its Close, so it sends no more data: if nothing is unread, closing
+        // now cannot provoke a RST, and the FIN goes out as RFC 6455 §7.1.1 wants (the
+        // server closes first). Saves a shutdown(), a read and a wait per connection.
+        std::error_code rec;
+        (void)read_now(tcp(), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again ||
+            rec == asio::error::eof) {
+            force_close();
+            return;
+        }
+    }
     // Half-close: our FIN tells the peer we are done (RFC 6455 §7.1.1: the server closes
     // first), then read until its FIN so unread bytes cannot provoke a RST.
     std::error_code ignored;
@@ -1070,8 +1218,6 @@ void connection_impl::begin_linger() {
         force_close();
         return;
     }
-    prepare_read_buffer();
-    rb_begin_ = rb_end_ = 0;
     linger_read();
 }
 
@@ -1092,10 +1238,13 @@ void connection_impl::force_close() {
     tcp().close(ignored);
     cancel_timer();
     if (keepalive_) keepalive_->cancel();
+    if (release_timer_) release_timer_->cancel();
     segs_.clear();  // never written: release shared frames, forget caller-owned bytes
     wbuf_.clear();
     inline_mark_ = 0;
-    if (state_ != connection_state::closed) {
+    if (state_ != connection_state::closed || clean_close_pending_) {
+        // (clean_close_pending_: our Close never got out, so the close was not clean.)
+        clean_close_pending_ = false;
         set_close_info(close_code::abnormal, {}, false, make_error_code(error::closed));
         state_ = connection_state::closed;
     }

@@ -5,6 +5,7 @@
 #include <array>
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -104,10 +105,19 @@ using strand_variant = std::variant<asio::io_context::executor_type, io_strand, 
 /// io_context executor, else a new strand of it (typed when `ex` is an io_context executor).
 strand_variant make_connection_strand(const asio::any_io_executor& ex, bool single_threaded);
 
+/// Read buffers are whole pages from mmap(): memory given back is returned to the system at
+/// once, so a burst of busy connections leaves no heap behind (RSS returns to its baseline).
+struct read_buffer_deleter {
+    void operator()(std::byte* p) const noexcept;
+};
+using read_buffer = std::unique_ptr<std::byte[], read_buffer_deleter>;
+
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
   public:
+    /// `peer` and `local` are the socket's endpoints if known (port 0: ask the socket).
     connection_impl(asio::ip::tcp::socket socket, strand_variant strand,
-                    std::shared_ptr<const connection_config> config, std::uint64_t id);
+                    std::shared_ptr<const connection_config> config, std::uint64_t id,
+                    asio::ip::tcp::endpoint peer = {}, asio::ip::tcp::endpoint local = {});
     ~connection_impl();
 
     // --- lifecycle, driven by the server's per-connection coroutine ---
@@ -182,6 +192,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     // read side
     void prepare_read_buffer();
     void release_read_buffer();
+    void start_active_reading();
+    void trim_write_buffers(std::size_t keep);
+    /// One non-blocking recv() into the read buffer (which must be empty).
+    std::size_t read_now(asio::ip::tcp::socket& sock, std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);
     void fail_connection(std::error_code ec);
     void on_transport_error(std::error_code ec);
@@ -213,6 +227,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     void log_frame_slow(const char* dir, protocol::opcode op, byte_span payload) const;
 
+    asio::ip::tcp::endpoint peer_;
+    asio::ip::tcp::endpoint local_;
     transport stream_;
     strand_variant strand_;
     asio::any_io_executor executor_;
@@ -222,12 +238,30 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     handshake_info handshake_;
 
     // read buffer: [rb_begin_, rb_end_) holds received bytes not consumed by the decoder
-    std::unique_ptr<std::byte[]> rbuf_;
+    read_buffer rbuf_;
     std::size_t rcap_ = 0;
     std::size_t rb_begin_ = 0;
     std::size_t rb_end_ = 0;
     protocol::codec decoder_;  // chosen by the negotiated protocol version
     bool reader_active_ = false;
+    bool last_read_full_ = false;  // the last plain-TCP read filled the buffer
+    bool peer_close_received_ = false;
+    // The peer's Close arrived and ours is queued: close_info() becomes {code, reason, clean}
+    // once ours is written (begin_linger), or 1006 if the write fails.
+    bool clean_close_pending_ = false;
+    std::uint16_t pending_close_code_ = 0;
+    std::string pending_close_reason_;
+    // Busy plain-TCP connections read with a buffer left in the reactor; a timer returns
+    // the buffer after a quiet period (see start_active_reading).
+    bool active_read_ = false;
+    bool read_pending_ = false;
+    bool release_requested_ = false;
+    bool release_timer_armed_ = false;
+    std::uint32_t reads_ = 0;
+    std::uint32_t wait_reads_ = 0;  // reads in the waiting mode since the last quiet period
+    std::uint32_t reads_at_arm_ = 0;
+    asio::cancellation_signal read_cancel_;
+    std::optional<asio::steady_timer> release_timer_;
 
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
     std::vector<std::byte> wbuf_;

@@ -1,5 +1,10 @@
 #include "wscoro/server.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -38,6 +43,12 @@ struct server::state : std::enable_shared_from_this<server::state> {
         asio::any_io_executor executor;
         std::unique_ptr<tcp::acceptor> acceptor;
         bool single_threaded = false;
+        tcp::endpoint bound_local;  // every connection's local endpoint, unless a wildcard
+        // Connections of this listener alive, and how many reactor records were reserved
+        // for them (see reserve_reactor_records).
+        std::shared_ptr<std::atomic<std::size_t>> live =
+            std::make_shared<std::atomic<std::size_t>>(0);
+        std::size_t reserved = 0;
     };
     std::vector<listener> listeners;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -50,6 +61,9 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::atomic<std::size_t> count{0};
     std::atomic<std::uint64_t> next_id{1};
     std::mutex listen_mutex;
+    // Memory return after a burst (see forget_connection); guarded by `mutex`.
+    std::size_t peak = 0;
+    bool trim_at_zero = false;
 };
 
 namespace {
@@ -111,13 +125,46 @@ std::string describe(const std::exception_ptr& ex) {
     }
 }
 
+// After a burst of connections the heap is full of freed holes that malloc keeps. Give them
+// back when the number of connections has halved since its peak (and once more when it
+// reaches zero), so the process's RSS returns to its baseline after a load peak or an
+// attack. Bursts of fewer than `trim_min_peak` connections are not worth a malloc_trim().
+constexpr std::size_t trim_min_peak = 256;
+
+void forget_connection(server::state& st, const std::shared_ptr<connection_impl>& c,
+                       std::atomic<std::size_t>& live) {
+    live.fetch_sub(1);
+    bool trim = false;
+    {
+        std::lock_guard lock(st.mutex);
+        st.connections.erase(c);
+        const auto n = st.count.fetch_sub(1) - 1;
+        if (st.peak >= trim_min_peak && n <= st.peak / 2) {
+            trim = true;
+            st.trim_at_zero = n != 0;
+            st.peak = n;
+        } else if (n == 0 && st.trim_at_zero) {
+            trim = true;
+            st.trim_at_zero = false;
+        }
+        if (n == 0) st.connections.rehash(0);  // the bucket array grew with the peak
+    }
+#if defined(__GLIBC__)
+    if (trim) ::malloc_trim(0);
+#else
+    (void)trim;
+#endif
+}
+
 // One connection from accept to the socket's close. Every exception is caught here: a
 // handler that throws closes its connection with 1011 and nothing else.
 asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
-                                     std::shared_ptr<connection_impl> c, bool busy) {
+                                     std::shared_ptr<connection_impl> c, bool busy,
+                                     std::shared_ptr<std::atomic<std::size_t>> live) {
     {
         std::lock_guard lock(st->mutex);
         st->connections.insert(c);
+        st->peak = std::max(st->peak, st->connections.size());
     }
     try {
         if (busy) {
@@ -139,11 +186,7 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
             co_await c->finish(code, {});
             if (app_error && st->options.rethrow_handler_exceptions) {
                 // em-websocket's behaviour, on request: out of io_context::run().
-                {
-                    std::lock_guard lock(st->mutex);
-                    st->connections.erase(c);
-                }
-                st->count.fetch_sub(1);
+                forget_connection(*st, c, *live);
                 auto ex = st->executor;
                 asio::post(ex, [failure] { std::rethrow_exception(failure); });
                 co_return;
@@ -153,11 +196,7 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
         // Only an allocation failure can get here; drop the connection, keep the server.
         c->force_close();
     }
-    {
-        std::lock_guard lock(st->mutex);
-        st->connections.erase(c);
-    }
-    st->count.fetch_sub(1);
+    forget_connection(*st, c, *live);
 }
 
 bool is_resource_exhaustion(std::error_code ec) {
@@ -171,6 +210,31 @@ bool is_resource_exhaustion(std::error_code ec) {
     return os_error && (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
 }
 
+// Asio's reactor keeps a record (168 bytes) for every socket it has ever had open at once,
+// in a pool it never frees. Allocated one per accept, those records end up between the
+// connections' own allocations, one every few kilobytes, and after a peak of connections they
+// pin nearly every page of the heap the connections used: malloc_trim() cannot return it (34
+// MiB after 10 000 connections). So when the number of live connections is about to exceed
+// the records reserved so far, reserve a batch at once: open sockets, then close them, which
+// leaves their records side by side in Asio's pool for the next accepts. Costs a socket() and
+// a close() per record, only while the peak grows.
+constexpr std::size_t reactor_record_batch = 64;
+
+void reserve_reactor_records(server::state::listener& l, tcp protocol) {
+    std::vector<tcp::socket> sockets;
+    sockets.reserve(reactor_record_batch);  // (allocated before the records)
+    for (std::size_t i = 0; i < reactor_record_batch; ++i) {
+        tcp::socket s(l.executor);
+        std::error_code ec;
+        s.open(protocol, ec);
+        if (ec) break;  // out of descriptors: the accept will say so
+        sockets.push_back(std::move(s));
+    }
+    // Count the batch as reserved even if it came out short, so that a process at its
+    // descriptor limit does not retry on every accept.
+    l.reserved = l.live->load() + reactor_record_batch;
+}
+
 asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t index) {
     auto& log = st->config->log;
     auto& l = st->listeners[index];
@@ -178,7 +242,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t
         auto strand = detail::make_connection_strand(l.executor, l.single_threaded);
         auto strand_executor =
             std::visit([](const auto& s) { return asio::any_io_executor(s); }, strand);
-        auto [ec, socket] = co_await l.acceptor->async_accept(strand_executor, use_tuple);
+        if (l.live->load() + 1 > l.reserved)
+            reserve_reactor_records(l, l.acceptor->local_endpoint().protocol());
+        // accept() reports the peer's address, so the connection needs no getpeername().
+        tcp::endpoint peer;
+        auto [ec, socket] = co_await l.acceptor->async_accept(strand_executor, peer, use_tuple);
         if (st->stopping) break;
         if (ec) {
             if (ec == asio::error::operation_aborted) break;
@@ -200,12 +268,14 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t
         std::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);  // frames are corked by us already
         const auto id = st->next_id.fetch_add(1);
-        auto c = std::make_shared<connection_impl>(std::move(socket), strand, st->config, id);
+        auto c = std::make_shared<connection_impl>(std::move(socket), strand, st->config, id, peer,
+                                                   l.bound_local);
         const bool busy =
             st->options.max_connections != 0 && st->count.load() >= st->options.max_connections;
         st->count.fetch_add(1);
         log.log(log_level::debug, id, "accepted{}", busy ? ", over max_connections" : "");
-        auto run = run_connection(st, c, busy);
+        l.live->fetch_add(1);
+        auto run = run_connection(st, c, busy, l.live);
         asio::co_spawn(strand_executor, std::move(run), asio::detached);
     }
     log.log(log_level::debug, 0, "listener stopped");
@@ -273,6 +343,7 @@ void server::listen() {
         a.bind(endpoint);
         a.listen(st.options.backlog);
         if (i == 0) endpoint = a.local_endpoint();  // port 0: the others join the same port
+        if (!endpoint.address().is_unspecified()) l.bound_local = endpoint;
         listeners.push_back(std::move(l));
     }
     st.local = endpoint;

@@ -44,7 +44,7 @@ run_suite() {  # name, build dir, meson test args..., -- setup args...
   skipped=$((skipped + ${skip:-0}))
 }
 
-run_suite "g++ werror: unit, integration, interop" build-test -- \
+run_suite "g++ werror: unit, integration, interop" build-test --no-suite slow -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debugoptimized
 CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration, fuzz" build-asan \
   --suite unit --suite integration --suite fuzz -- \

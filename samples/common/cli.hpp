@@ -87,8 +87,9 @@ inline int run_server(std::string_view name, wscoro::server_options options,
         wscoro::server server(io.get_executor(), options);
         server.serve(std::move(handler));
         const auto ep = server.local_endpoint();
-        const auto host =
-            ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+        // (fmt, not "[" + s + "]": g++ 12 -O2 warns -Wrestrict on that, GCC bug 105329)
+        const auto host = ep.address().is_v6() ? fmt::format("[{}]", ep.address().to_string())
+                                               : ep.address().to_string();
         fmt::print("{} listening on {}://{}:{}/{}\n", name, options.secure ? "wss" : "ws", host,
                    ep.port(),
                    options.threads > 1 ? fmt::format(" ({} threads)", options.threads) : "");

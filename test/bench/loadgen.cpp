@@ -18,10 +18,21 @@
 //   idle      open upgraded connections up to each of --steps (e.g. 1000,10000); after each
 //             step print a "ready" line and wait for a line on stdin (EOF: stop waiting);
 //             then echo one message on every connection (liveness check) and close them all
+//   soak      open C connections (default 10 000, at most --max-pending connects at a time),
+//             then R rounds (--rounds, default 10; or as many as fit in --duration SEC): in
+//             each round every connection sends one message and waits for its echo, and
+//             --churn PCT % of them (default 10, picked at random every round) then close
+//             cleanly and are replaced by new upgraded connections before the next round
+//             starts. Finally every connection closes cleanly. Message sizes vary from 1 B to
+//             --size (default 8 KiB, log-uniform), text or binary; in WebSocket mode a quarter
+//             of the messages are sent in 2..4 fragments (empty ones included), half of those
+//             with a Ping between two fragments, whose Pong must come back with its payload
 // In raw mode the same traffic flows without framing; the "upgrade" is an echo of as many
 // bytes as the upgrade request has, so connect and idle measure comparable work.
 //
-// Output: one JSON line on stdout at the end (idle: plus one "ready" line per step).
+// Output: one JSON line on stdout at the end (idle: plus one "ready" line per step). Besides
+// the per-scenario figures it counts connections opened and cleanly closed, and (soak) rounds,
+// fragmented messages, pings, and the slowest connect + upgrade and echo seen.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,7 +65,7 @@ using u64 = std::uint64_t;
 constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 constexpr std::size_t pool_spread = 65537;  // payload offsets vary over this many positions
 
-enum class scenario { pingpong, pipeline, large, connect, idle };
+enum class scenario { pingpong, pipeline, large, connect, idle, soak };
 
 struct options {
     scenario sc = scenario::pingpong;
@@ -72,6 +83,9 @@ struct options {
     int sources = 1;
     int max_pending = 128;
     double timeout = 300;
+    u64 rounds = 0;       // soak: 0 = the default (10, or unbounded with --duration)
+    double duration = 0;  // soak: no new round after this many seconds of traffic (0: off)
+    int churn = 10;       // soak: percentage of the connections replaced each round
 };
 
 double now() {
@@ -265,6 +279,10 @@ struct conn {
     u64 msg_off = 0;
     std::string ctrl;
     u64 sent = 0, recvd = 0;  // messages
+    // soak
+    bool churn = false;            // closes and is replaced once this round's echo is back
+    u32 pings = 0, pongs = 0;      // pings sent, matching pongs received
+    double t_open = 0, t_msg = 0;  // connect started, last message sent
 };
 
 class loadgen {
@@ -289,18 +307,27 @@ class loadgen {
     void on_closed(std::size_t i);
     void begin_close(std::size_t i);
     void send_message(std::size_t i);
-    void append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n);
+    void append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n, bool fin = true);
     void fail(std::size_t i, const std::string& what);
     // phases
     void start_traffic();
     void open_more();
     void step_ready();
     void on_stdin();
-    // payloads
+    void soak_open();
+    void soak_round();
+    void soak_check();
+    // payloads: message n of connection i. Except in soak every message has the size and type
+    // of the run; soak derives them from a hash of (connection, generation, n).
     const u8* payload(std::size_t id, u64 n) const {
         return pool_.data() + ((n * 4099 + id * 977) % pool_spread);
     }
     const u8* hs_payload(std::size_t id) const { return payload(id, 0xFFFFFF); }
+    u64 msg_hash(std::size_t i, u64 n) const;
+    std::size_t msg_size(std::size_t i, u64 n) const;
+    u8 msg_type(std::size_t i, u64 n) const;
+    const u8* msg_payload(std::size_t i, u64 n) const;
+    void ping_body(std::size_t i, u32 k, u8 out[8]) const;
     void print_result();
 
     options o_;
@@ -308,17 +335,25 @@ class loadgen {
     sockaddr_in dst_{};
     std::vector<conn> conns_;
     std::vector<u8> pool_;
+    std::vector<u8> pool_bin_;  // soak: binary payloads (pool_ holds the text ones)
     std::vector<u8> rbuf_;
     xorshift rng_{0x9E3779B97F4A7C15ULL};
     std::string request_tail_;  // upgrade request after the key
     std::size_t hs_len_ = 0;    // length of an upgrade request (raw handshake echo size)
     u8 type_ = 1;               // 1 text, 2 binary
-    std::size_t size_ = 0;
+    std::size_t size_ = 0;      // soak: the largest message
+    unsigned size_bits_ = 0;    // soak: bits of size_ - 1 (a message has 1 .. 2^size_bits_ bytes)
     int inflight_ = 1;
     u64 total_ = 0;  // messages to echo in this phase
     u64 total_sent_ = 0, total_recv_ = 0;
     u64 opened_ = 0, pending_ = 0, upgraded_ = 0, closed_ = 0, finished_ = 0;
+    u64 bytes_ = 0;  // payload bytes echoed and verified
     std::size_t step_ = 0;
+    // soak
+    bool in_rounds_ = false;
+    u64 round_ = 0, round_left_ = 0, churn_left_ = 0, fragmented_ = 0, pings_ = 0;
+    std::vector<std::size_t> perm_, reopen_;
+    double max_upgrade_ = 0, max_echo_ = 0;
     bool waiting_stdin_ = false, stdin_eof_ = false, closing_all_ = false, done_ = false;
     std::string error_;
     double t0_ = 0, t_traffic_ = 0, t_traffic_end_ = 0, t_end_ = 0;
@@ -355,6 +390,7 @@ bool loadgen::open_conn(std::size_t i) {
     ++opened_;
     ++pending_;
     c.st = cstate::connecting;
+    if (o_.sc == scenario::soak) c.t_open = now();
     if (::connect(c.fd, reinterpret_cast<sockaddr*>(&dst_), sizeof dst_) != 0 &&
         errno != EINPROGRESS) {
         fail(i, std::string("connect: ") + std::strerror(errno));
@@ -415,10 +451,10 @@ void loadgen::flush(std::size_t i) {
     }
 }
 
-void loadgen::append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n) {
+void loadgen::append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n, bool fin) {
     u8 hdr[14];
     std::size_t h = 0;
-    hdr[h++] = static_cast<u8>(0x80 | op);
+    hdr[h++] = static_cast<u8>((fin ? 0x80 : 0) | op);
     if (n < 126) {
         hdr[h++] = static_cast<u8>(0x80 | n);
     } else if (n <= 0xFFFF) {
@@ -438,15 +474,75 @@ void loadgen::append_frame(bytebuf& out, u8 op, const u8* p, std::size_t n) {
     mask_copy(dst + h, p, n, hdr + h - 4);
 }
 
+u64 loadgen::msg_hash(std::size_t i, u64 n) const {  // splitmix64 of (generation, i, n)
+    u64 z = (static_cast<u64>(conns_[i].gen) << 44) ^ (static_cast<u64>(i) << 24) ^ n;
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+std::size_t loadgen::msg_size(std::size_t i, u64 n) const {
+    if (o_.sc != scenario::soak || size_ <= 1) return size_;
+    // log-uniform over 1 .. size_: a random number of bits, then a random value below it
+    const u64 h = msg_hash(i, n);
+    const unsigned bits = static_cast<unsigned>((h >> 4) % (size_bits_ + 1));
+    return static_cast<std::size_t>(std::min<u64>(size_, 1 + ((h >> 16) & ((u64{1} << bits) - 1))));
+}
+
+u8 loadgen::msg_type(std::size_t i, u64 n) const {
+    if (o_.sc != scenario::soak) return type_;
+    return ((msg_hash(i, n) >> 8) & 1) ? 2 : 1;
+}
+
+const u8* loadgen::msg_payload(std::size_t i, u64 n) const {
+    const u8* p = payload(i, n);
+    if (o_.sc == scenario::soak && msg_type(i, n) == 2) p = pool_bin_.data() + (p - pool_.data());
+    return p;
+}
+
+void loadgen::ping_body(std::size_t i, u32 k, u8 out[8]) const {
+    const u64 h = msg_hash(i, 0xF00000000ULL + k);
+    std::memcpy(out, &h, 8);
+}
+
 void loadgen::send_message(std::size_t i) {
     conn& c = conns_[i];
-    const u8* p = payload(i, c.sent);
+    const u64 n = c.sent;
+    const u8* p = msg_payload(i, n);
+    const std::size_t size = msg_size(i, n);
+    const u8 type = msg_type(i, n);
     ++c.sent;
     ++total_sent_;
-    if (o_.raw)
-        std::memcpy(c.out.grow(size_), p, size_);
-    else
-        append_frame(c.out, type_, p, size_);
+    if (o_.sc == scenario::soak) c.t_msg = now();
+    if (o_.raw) {
+        std::memcpy(c.out.grow(size), p, size);
+        return;
+    }
+    const u64 h = o_.sc == scenario::soak ? msg_hash(i, n) : 1;
+    if (((h >> 9) & 3) != 0) {
+        append_frame(c.out, type, p, size);
+        return;
+    }
+    // soak: a quarter of the messages in 2..4 fragments (some empty), half of those with a
+    // Ping after one of the fragments but the last
+    ++fragmented_;
+    const std::size_t frags = 2 + static_cast<std::size_t>((h >> 11) % 3);
+    const std::size_t ping_after =
+        ((h >> 13) & 1) ? static_cast<std::size_t>((h >> 14) % (frags - 1)) : frags;
+    std::size_t off = 0;
+    for (std::size_t f = 0; f < frags; ++f) {
+        const std::size_t end = size * (f + 1) / frags;
+        append_frame(c.out, f == 0 ? type : 0, p + off, end - off, f + 1 == frags);
+        off = end;
+        if (f == ping_after) {
+            u8 body[8];
+            ping_body(i, c.pings, body);
+            ++c.pings;
+            ++pings_;
+            append_frame(c.out, 0x9, body, sizeof body);
+        }
+    }
 }
 
 void loadgen::begin_close(std::size_t i) {
@@ -472,6 +568,21 @@ void loadgen::on_upgraded(std::size_t i) {
         begin_close(i);
         return;
     }
+    if (o_.sc == scenario::soak) {
+        std::string().swap(c.head);
+        max_upgrade_ = std::max(max_upgrade_, now() - c.t_open);
+        if (!in_rounds_) {
+            if (upgraded_ == conns_.size())
+                soak_round();
+            else
+                soak_open();
+        } else {  // a replacement
+            --churn_left_;
+            soak_open();
+            soak_check();
+        }
+        return;
+    }
     if (o_.sc == scenario::idle) {
         std::string().swap(c.head);
         if (upgraded_ == o_.steps[step_])
@@ -494,8 +605,16 @@ void loadgen::start_traffic() {
 
 void loadgen::on_message(std::size_t i) {
     conn& c = conns_[i];
+    bytes_ += msg_size(i, c.recvd);
     ++c.recvd;
     ++total_recv_;
+    if (o_.sc == scenario::soak) {
+        max_echo_ = std::max(max_echo_, now() - c.t_msg);
+        --round_left_;
+        if (c.churn) begin_close(i);
+        soak_check();
+        return;
+    }
     if (total_sent_ < total_) {
         send_message(i);
     } else if (total_recv_ == total_) {
@@ -510,6 +629,15 @@ void loadgen::on_message(std::size_t i) {
 void loadgen::on_closed(std::size_t i) {
     close_conn(conns_[i]);
     ++closed_;
+    if (o_.sc == scenario::soak) {
+        if (closing_all_) {
+            if (closed_ == opened_) done_ = true;
+        } else {  // churn: replace it
+            reopen_.push_back(i);
+            soak_open();
+        }
+        return;
+    }
     if (o_.sc == scenario::connect) {
         ++finished_;
         if (opened_ < o_.count)
@@ -525,6 +653,56 @@ void loadgen::open_more() {
     const u64 target = o_.steps[step_];
     while (!done_ && opened_ < target && pending_ < static_cast<u64>(o_.max_pending))
         open_conn(static_cast<std::size_t>(opened_));
+}
+
+// Soak: the first connections in index order, then the replacements of the churned ones; at
+// most max_pending connects + upgrades outstanding.
+void loadgen::soak_open() {
+    const auto max_pending = static_cast<u64>(o_.max_pending);
+    while (!done_ && opened_ < conns_.size() && pending_ < max_pending)
+        open_conn(static_cast<std::size_t>(opened_));
+    while (!done_ && !reopen_.empty() && pending_ < max_pending) {
+        const std::size_t i = reopen_.back();
+        reopen_.pop_back();
+        open_conn(i);
+    }
+}
+
+// One message on every connection, and a fresh random set of them to churn once their echo
+// is back (a partial Fisher-Yates shuffle of perm_ picks exactly churn % of them).
+void loadgen::soak_round() {
+    if (!in_rounds_) {
+        in_rounds_ = true;
+        t_traffic_ = now();
+    }
+    ++round_;
+    const std::size_t n = conns_.size();
+    const std::size_t k = n * static_cast<std::size_t>(o_.churn) / 100;
+    for (std::size_t j = 0; j < k; ++j) {
+        std::swap(perm_[j], perm_[j + static_cast<std::size_t>(rng_.next() % (n - j))]);
+        conns_[perm_[j]].churn = true;
+    }
+    churn_left_ = k;
+    round_left_ = n;
+    for (std::size_t i = 0; i < n && !done_; ++i) {
+        send_message(i);
+        flush(i);
+    }
+}
+
+// A round ends once every echo is back and every churned connection has been replaced by an
+// upgraded one; then the next round, or the final close of every connection.
+void loadgen::soak_check() {
+    if (done_ || closing_all_ || round_left_ > 0 || churn_left_ > 0) return;
+    const u64 rounds = o_.rounds > 0 ? o_.rounds : (o_.duration > 0 ? ~0ULL : 10);
+    if (round_ < rounds && (o_.duration <= 0 || now() - t_traffic_ < o_.duration)) {
+        soak_round();
+        return;
+    }
+    t_traffic_end_ = now();
+    closing_all_ = true;
+    for (std::size_t j = 0; j < conns_.size() && !done_; ++j)
+        if (conns_[j].st == cstate::open) begin_close(j);
 }
 
 void loadgen::step_ready() {
@@ -599,6 +777,11 @@ bool loadgen::finish_frame(std::size_t i) {
             if (code != 1000) return fail(i, "Close code " + std::to_string(code)), false;
         } else if (c.op == 0x9) {  // answer pings
             append_frame(c.out, 0xA, reinterpret_cast<const u8*>(c.ctrl.data()), c.ctrl.size());
+        } else if (c.pongs < c.pings) {  // a Pong: the answer to our oldest unanswered Ping?
+            u8 body[8];
+            ping_body(i, c.pongs, body);
+            if (c.ctrl.size() == sizeof body && std::memcmp(c.ctrl.data(), body, sizeof body) == 0)
+                ++c.pongs;  // anything else is an unsolicited Pong (RFC 6455 5.5.3), ignored
         }
         c.ctrl.clear();
         return true;
@@ -607,7 +790,8 @@ bool loadgen::finish_frame(std::size_t i) {
         c.msg_open = true;
         return true;
     }
-    if (c.msg_off != size_) return fail(i, "echoed message has a different size"), false;
+    if (c.msg_off != msg_size(i, c.recvd))
+        return fail(i, "echoed message has a different size"), false;
     c.msg_open = false;
     c.msg_off = 0;
     on_message(i);
@@ -649,16 +833,17 @@ bool loadgen::on_frame_bytes(std::size_t i, const u8* p, std::size_t n) {
                 if (!c.msg_open) return fail(i, "continuation without a message"), false;
             } else {
                 if (c.msg_open) return fail(i, "new message inside a fragmented one"), false;
-                if (c.op != type_)
+                if (c.op != msg_type(i, c.recvd))
                     return fail(i, "echoed opcode " + std::to_string(c.op) + ", sent " +
-                                       std::to_string(type_)),
+                                       std::to_string(msg_type(i, c.recvd))),
                            false;
             }
             if (!(c.op & 0x8)) {
                 if (c.st != cstate::open && !(c.st == cstate::closing && !c.close_got))
                     return fail(i, "data frame in the wrong state"), false;
                 if (c.recvd >= c.sent) return fail(i, "echo of a message never sent"), false;
-                if (c.msg_off + len > size_) return fail(i, "echoed message too long"), false;
+                if (c.msg_off + len > msg_size(i, c.recvd))
+                    return fail(i, "echoed message too long"), false;
             }
             c.frame_left = len;
             c.in_frame = true;
@@ -671,7 +856,7 @@ bool loadgen::on_frame_bytes(std::size_t i, const u8* p, std::size_t n) {
         if (c.op & 0x8) {
             c.ctrl.append(reinterpret_cast<const char*>(p), m);
         } else {
-            if (std::memcmp(p, payload(i, c.recvd) + c.msg_off, m) != 0)
+            if (std::memcmp(p, msg_payload(i, c.recvd) + c.msg_off, m) != 0)
                 return fail(i, "echoed bytes differ (message " + std::to_string(c.recvd) + ")"),
                        false;
             c.msg_off += m;
@@ -688,13 +873,14 @@ bool loadgen::on_raw_bytes(std::size_t i, const u8* p, std::size_t n) {
     conn& c = conns_[i];
     while (n > 0) {
         if (c.recvd >= c.sent) return fail(i, "echo of bytes never sent"), false;
-        const std::size_t m = std::min<std::size_t>(n, size_ - c.msg_off);
-        if (std::memcmp(p, payload(i, c.recvd) + c.msg_off, m) != 0)
+        const std::size_t size = msg_size(i, c.recvd);
+        const std::size_t m = std::min<std::size_t>(n, size - c.msg_off);
+        if (std::memcmp(p, msg_payload(i, c.recvd) + c.msg_off, m) != 0)
             return fail(i, "echoed bytes differ (message " + std::to_string(c.recvd) + ")"), false;
         c.msg_off += m;
         p += m;
         n -= m;
-        if (c.msg_off == size_) {
+        if (c.msg_off == size) {
             c.msg_off = 0;
             on_message(i);
         }
@@ -762,6 +948,7 @@ void loadgen::on_event(std::size_t i, u32 events) {
             if (!o_.raw && !c.close_got) return fail(i, "EOF before the server's Close");
             if (o_.raw && c.msg_off != 0) return fail(i, "EOF inside a message");
             if (c.recvd != c.sent) return fail(i, "EOF with echoes missing");
+            if (c.pongs != c.pings) return fail(i, "EOF with Pongs missing");
             on_closed(i);
             return;
         }
@@ -775,20 +962,25 @@ void loadgen::on_event(std::size_t i, u32 events) {
 void loadgen::print_result() {
     const double wall =
         t_traffic_ > 0 ? (t_traffic_end_ > 0 ? t_traffic_end_ : t_end_) - t_traffic_ : 0.0;
-    const char* type = type_ == 2 ? "binary" : "text";
+    const bool soak = o_.sc == scenario::soak;
+    const char* type = soak ? "mixed" : type_ == 2 ? "binary" : "text";
+    using ull = unsigned long long;
     std::printf(
         "{\"tool\":\"loadgen\",\"scenario\":\"%s\",\"mode\":\"%s\",\"connections\":%llu,"
         "\"inflight\":%d,\"size\":%zu,\"type\":\"%s\",\"messages\":%llu,\"bytes\":%llu,"
         "\"connects\":%llu,\"wall_s\":%.6f,\"total_s\":%.6f,\"rate_per_s\":%.1f,"
-        "\"errors\":%d,\"error\":\"",
+        "\"opened\":%llu,\"closed\":%llu,\"rounds\":%llu,\"fragmented\":%llu,\"pings\":%llu,"
+        "\"ramp_s\":%.6f,\"max_upgrade_ms\":%.3f,\"max_echo_ms\":%.3f,\"errors\":%d,"
+        "\"error\":\"",
         o_.name.c_str(), o_.raw ? "raw" : "ws",
-        static_cast<unsigned long long>(o_.sc == scenario::connect ? o_.connections : upgraded_),
-        inflight_, size_, type, static_cast<unsigned long long>(total_recv_),
-        static_cast<unsigned long long>(total_recv_ * size_),
-        static_cast<unsigned long long>(o_.sc == scenario::connect ? finished_ : upgraded_), wall,
-        t_end_ - t0_,
+        static_cast<ull>(o_.sc == scenario::connect || soak ? o_.connections : upgraded_),
+        inflight_, size_, type, static_cast<ull>(total_recv_), static_cast<ull>(bytes_),
+        static_cast<ull>(o_.sc == scenario::connect ? finished_ : upgraded_), wall, t_end_ - t0_,
         wall > 0 ? static_cast<double>(o_.sc == scenario::connect ? finished_ : total_recv_) / wall
                  : 0.0,
+        static_cast<ull>(opened_), static_cast<ull>(closed_), static_cast<ull>(round_),
+        static_cast<ull>(fragmented_), static_cast<ull>(pings_),
+        t_traffic_ > 0 ? t_traffic_ - t0_ : 0.0, max_upgrade_ * 1e3, max_echo_ * 1e3,
         error_.empty() ? 0 : 1);
     for (char ch : error_) {
         if (ch == '"' || ch == '\\') std::putchar('\\');
@@ -830,6 +1022,9 @@ int loadgen::run() {
             break;
         case scenario::idle:
             break;
+        case scenario::soak:
+            conns = 10000, size = 8192;
+            break;
     }
     if (o_.connections > 0) conns = o_.connections;
     if (o_.inflight > 0) k = o_.inflight;
@@ -841,6 +1036,12 @@ int loadgen::run() {
     size_ = static_cast<std::size_t>(size);
     type_ = binary ? 2 : 1;
     total_ = messages;
+    if (o_.sc == scenario::soak) {
+        inflight_ = 1;
+        type_ = 1;  // pool_ holds the text payloads, pool_bin_ the binary ones
+        while (size_bits_ < 63 && (u64{1} << size_bits_) < size_)
+            ++size_bits_;
+    }
     if (size_ == 0 && o_.raw) {
         std::fputs("loadgen: --raw needs --size > 0\n", stderr);
         return 2;
@@ -857,6 +1058,11 @@ int loadgen::run() {
         const u64 r = prng.next() >> 24;
         b = type_ == 1 ? static_cast<u8>(0x20 + r % 95) : static_cast<u8>(r);
     }
+    if (o_.sc == scenario::soak) {
+        pool_bin_.resize(pool_.size());
+        for (auto& b : pool_bin_)
+            b = static_cast<u8>(prng.next() >> 24);
+    }
     rbuf_.resize(256 * 1024);
     ep_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (ep_ < 0) {
@@ -872,6 +1078,12 @@ int loadgen::run() {
         ev.data.u64 = ~0ULL;
         if (::epoll_ctl(ep_, EPOLL_CTL_ADD, 0, &ev) != 0) stdin_eof_ = true;  // not pollable
         open_more();
+    } else if (o_.sc == scenario::soak) {
+        conns_.resize(static_cast<std::size_t>(conns));
+        perm_.resize(conns_.size());
+        for (std::size_t i = 0; i < perm_.size(); ++i)
+            perm_[i] = i;
+        soak_open();
     } else if (o_.sc == scenario::connect) {
         conns_.resize(static_cast<std::size_t>(conns));
         t_traffic_ = t0_;
@@ -914,7 +1126,8 @@ int loadgen::run() {
             error_ = "timeout after " + std::to_string(o_.timeout) +
                      " s: " + std::to_string(total_recv_) + "/" + std::to_string(total_) +
                      " echoes, " + std::to_string(upgraded_) + " upgraded, " +
-                     std::to_string(closed_) + " closed";
+                     std::to_string(closed_) + " closed" +
+                     (o_.sc == scenario::soak ? ", round " + std::to_string(round_) : "");
             break;
         }
     }
@@ -926,10 +1139,15 @@ int loadgen::run() {
 [[noreturn]] void usage(const char* why) {
     if (why != nullptr) std::fprintf(stderr, "loadgen: %s\n", why);
     std::fputs(
-        "usage: loadgen --scenario pingpong|pipeline|large|connect|idle [--raw]\n"
+        "usage: loadgen --scenario pingpong|pipeline|large|connect|idle|soak [--raw]\n"
         "         [--host 127.0.0.1] [--port 8080] [--connections C] [--inflight K]\n"
         "         [--size BYTES] [--text|--binary] [--messages M] [--count N]\n"
-        "         [--steps N1,N2,...] [--sources S] [--max-pending P] [--timeout SEC]\n",
+        "         [--steps N1,N2,...] [--sources S] [--max-pending P] [--timeout SEC]\n"
+        "         [--rounds R] [--duration SEC] [--churn PCT]\n"
+        "  soak: C connections (default 10000), R rounds (default 10, or as many as fit in\n"
+        "  --duration) of one message of 1 B .. --size (default 8192) each, --churn % (default\n"
+        "  10) of them closed and replaced every round; --inflight and --text/--binary are\n"
+        "  ignored. --timeout (default 300) bounds the whole run.\n",
         stderr);
     std::exit(2);
 }
@@ -964,6 +1182,8 @@ int main(int argc, char** argv) {
                 o.sc = scenario::connect;
             else if (o.name == "idle")
                 o.sc = scenario::idle;
+            else if (o.name == "soak")
+                o.sc = scenario::soak;
             else
                 usage("unknown scenario");
         } else if (a == "--raw")
@@ -992,6 +1212,12 @@ int main(int argc, char** argv) {
             o.max_pending = static_cast<int>(parse_u64(val()));
         else if (a == "--timeout")
             o.timeout = static_cast<double>(parse_u64(val()));
+        else if (a == "--rounds")
+            o.rounds = parse_u64(val());
+        else if (a == "--duration")
+            o.duration = static_cast<double>(parse_u64(val()));
+        else if (a == "--churn")
+            o.churn = static_cast<int>(parse_u64(val()));
         else if (a == "--steps") {
             o.steps.clear();
             std::string s = val();
@@ -1014,6 +1240,8 @@ int main(int argc, char** argv) {
     if (o.sources < 1 || o.sources > 254) usage("--sources must be 1..254");
     if (o.max_pending < 1) usage("--max-pending must be > 0");
     if (o.sc == scenario::connect && o.count == 0) usage("--count must be > 0");
+    if (o.churn > 100) usage("--churn must be 0..100");
+    if (o.sc == scenario::soak && o.connections == 0) usage("--connections must be > 0");
     loadgen g(o);
     return g.run();
 }

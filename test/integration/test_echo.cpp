@@ -136,6 +136,55 @@ TEST_SUITE("echo") {
         });
     }
 
+    TEST_CASE("a busy connection that falls quiet gives its buffer back and keeps working") {
+        // After a couple of messages a connection reads with its buffer left in the reactor;
+        // 0.5 to 1 s without data cancels that read (the buffer goes back to the pool) and
+        // the connection waits for readability instead. Nothing may be lost on the way, also
+        // when the quiet period starts in the middle of a frame.
+        const bool single = executor_mode();
+        server_fixture f;
+        f.options.single_threaded = single;
+        std::optional<close_info> info;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            while (auto msg = co_await ws.receive())
+                co_await ws.send(*msg);
+            info = ws.close_info();
+        });
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint());
+                for (int round = 0; round < 2; ++round) {
+                    for (int i = 0; i < 5; ++i) {
+                        const auto s = "busy " + std::to_string(round) + "." + std::to_string(i);
+                        co_await c.send_text(s);
+                        co_await expect_message(c, opcode::text, bytes(s));
+                    }
+                    co_await sleep_for(std::chrono::milliseconds(1200));
+                }
+                // Half a frame, a quiet period, then the rest.
+                std::vector<std::byte> frame;
+                const protocol::mask_key mk{std::byte{5}, std::byte{6}, std::byte{7}, std::byte{8}};
+                protocol::append_frame(frame, opcode::binary, true, bytes("split by silence"), &mk);
+                const auto half = frame.size() / 2;
+                co_await c.write_raw(std::span(frame).first(half));
+                co_await sleep_for(std::chrono::milliseconds(1200));
+                co_await c.write_raw(std::span(frame).subspan(half));
+                co_await expect_message(c, opcode::binary, bytes("split by silence"));
+                co_await c.send_text("after");
+                co_await expect_message(c, opcode::text, bytes("after"));
+                co_await c.send_close(close_code::normal);
+                auto r = co_await c.next();
+                CHECK(r.kind == event_kind::close);
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            },
+            std::chrono::seconds(30));
+        REQUIRE(info);
+        CHECK(info->code == close_code::normal);
+        CHECK(info->was_clean);
+        CHECK(f.errors.empty());
+    }
+
     TEST_CASE("a slow peer sending one byte at a time") {
         server_fixture f;
         f.start(echo);
