@@ -940,15 +940,17 @@ std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even
         // Older drafts: their own framing, or a clear error for what they cannot express.
         const auto before = wbuf_.size();
         if (const auto e = decoder_.append_frame(wbuf_, op, payload)) return e;
-        buffered_.fetch_add(wbuf_.size() - before, std::memory_order_relaxed);
+        add_buffered(wbuf_.size() - before);
         schedule_flush();
         return {};
     }
     std::byte header[protocol::max_header_size];
     const auto hn = protocol::encode_header(header, op, true, payload.size());
-    wbuf_.insert(wbuf_.end(), header, header + hn);
-    wbuf_.insert(wbuf_.end(), payload.begin(), payload.end());
-    buffered_.fetch_add(hn + payload.size(), std::memory_order_relaxed);
+    const auto at = wbuf_.size();
+    wbuf_.resize(at + hn + payload.size());  // (capacity is kept: no allocation when steady)
+    std::memcpy(wbuf_.data() + at, header, hn);
+    if (!payload.empty()) std::memcpy(wbuf_.data() + at + hn, payload.data(), payload.size());
+    add_buffered(hn + payload.size());
     schedule_flush();
     return {};
 }
@@ -959,7 +961,7 @@ void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason)
         if (socket_closed_ || close_sent_ || state_ == connection_state::handshake) return;
         const auto before = wbuf_.size();
         if (decoder_.append_close(wbuf_, code, reason.substr(0, 123))) return;
-        buffered_.fetch_add(wbuf_.size() - before, std::memory_order_relaxed);
+        add_buffered(wbuf_.size() - before);
         close_sent_ = true;
         log_frame("out", opcode::close, {});
         schedule_flush();
@@ -1028,14 +1030,14 @@ std::uint64_t connection_impl::enqueue_external(byte_span header, byte_span exte
         inline_mark_ = wbuf_.size();
     }
     segs_.push_back({external.data(), external.size(), 0, std::move(keep)});
-    buffered_.fetch_add(header.size() + external.size(), std::memory_order_relaxed);
+    add_buffered(header.size() + external.size());
     schedule_flush();
     return ++queued_gen_;
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
     writing_ = false;
-    buffered_.fetch_sub(n, std::memory_order_relaxed);
+    sub_buffered(n);
     inflight_.clear();       // keeps its capacity: no allocation per write in the steady state
     inflight_segs_.clear();  // releases shared frames; caller-owned bytes are done with
     written_gen_ = inflight_gen_;

@@ -283,7 +283,15 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint64_t queued_gen_ = 0;    // bumped per external segment
     std::uint64_t inflight_gen_ = 0;  // the generation the write in flight completes
     std::uint64_t written_gen_ = 0;
-    std::atomic<std::size_t> buffered_{0};
+    std::atomic<std::size_t> buffered_{0};  // read anywhere, written on the strand only
+    /// A plain load and store: only the strand writes buffered_, and a locked fetch_add per
+    /// message costs more than the rest of queueing a small frame.
+    void add_buffered(std::size_t n) noexcept {
+        buffered_.store(buffered_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub_buffered(std::size_t n) noexcept {
+        buffered_.store(buffered_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
     handler_memory write_memory_;  // for the posted flush and the socket write
     bool writing_ = false;
     bool flush_scheduled_ = false;
