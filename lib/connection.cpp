@@ -14,6 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <tuple>
+#include <utility>
 
 #include "connection_impl.hpp"
 #if WSCORO_HAS_TLS
@@ -764,8 +765,9 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                     asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
                 std::tie(ec, n) = co_await std::move(op);
                 read_pending_ = false;
-                if (ec == asio::error::operation_aborted && release_requested_ && !socket_closed_) {
-                    release_requested_ = false;
+                // (The request may have come after the read completed: then it is void.)
+                const bool released = std::exchange(release_requested_, false);
+                if (ec == asio::error::operation_aborted && released && !socket_closed_) {
                     ec = {};
                     rb_end_ += n;
                     continue;  // quiet: wait without the buffer from now on
@@ -853,7 +855,10 @@ void connection_impl::start_active_reading() {
     release_timer_armed_ = true;
     reads_at_arm_ = reads_;
     release_timer_->expires_after(read_buffer_linger);
-    release_timer_->async_wait([self = shared_from_this()](std::error_code ec) {
+    // Re-armed every read_buffer_linger while busy: its own memory, so that a busy connection
+    // allocates nothing over time either (Asio's per-thread cache is taken by the reads).
+    if (!release_memory_) release_memory_ = std::make_unique<timer_handler_memory>();
+    auto on_expiry = [self = shared_from_this()](std::error_code ec) {
         self->release_timer_armed_ = false;
         if (ec || self->socket_closed_) return;
         if (self->reads_ != self->reads_at_arm_) {
@@ -869,7 +874,9 @@ void connection_impl::start_active_reading() {
             self->release_requested_ = true;
             self->read_cancel_.emit(asio::cancellation_type::terminal);
         }
-    });
+    };
+    release_timer_->async_wait(asio::bind_allocator(
+        handler_allocator<void, timer_handler_memory>(*release_memory_), std::move(on_expiry)));
 }
 
 void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
@@ -880,7 +887,9 @@ void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
         // RFC 6455 §5.5.1: answer with a Close, echoing the status code received.
         enqueue_close(ev.close_code == close_code::no_status ? 0 : ev.close_code, {});
     }
-    cancel_timer();
+    // Our answer must get out within the close timeout (a peer that sends its Close but stops
+    // reading could otherwise hold the connection forever); begin_linger re-arms the timer.
+    start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
     peer_close_received_ = true;
     // Clean once our answer is out (begin_linger); a failed write makes it 1006 first.
     clean_close_pending_ = true;

@@ -262,6 +262,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint32_t reads_at_arm_ = 0;
     asio::cancellation_signal read_cancel_;
     std::optional<asio::steady_timer> release_timer_;
+    std::unique_ptr<timer_handler_memory> release_memory_;  // (first used when busy)
 
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
     std::vector<std::byte> wbuf_;

@@ -10,11 +10,14 @@
 
 namespace wscoro::detail {
 
-class handler_memory {
+/// `Size` bytes of inline storage: 320 is room for the socket write operation (280 bytes
+/// with Asio 1.22 on x86-64); a larger request still works, through the heap.
+template <std::size_t Size>
+class basic_handler_memory {
   public:
-    handler_memory() = default;
-    handler_memory(const handler_memory&) = delete;
-    handler_memory& operator=(const handler_memory&) = delete;
+    basic_handler_memory() = default;
+    basic_handler_memory(const basic_handler_memory&) = delete;
+    basic_handler_memory& operator=(const basic_handler_memory&) = delete;
 
     void* allocate(std::size_t size) {
         // The block may be released on another thread (the one completing the operation),
@@ -32,37 +35,40 @@ class handler_memory {
     }
 
   private:
-    // Room for the socket write operation (280 bytes with Asio 1.22 on x86-64); a larger
-    // request still works, through the heap.
-    alignas(std::max_align_t) unsigned char storage_[320];
+    alignas(std::max_align_t) unsigned char storage_[Size];
     std::atomic<bool> in_use_{false};
 };
 
-/// A standard allocator over a handler_memory, for asio::bind_allocator.
-template <typename T>
+using handler_memory = basic_handler_memory<320>;
+/// For a timer's wait operation (the handler holds one shared_ptr).
+using timer_handler_memory = basic_handler_memory<192>;
+
+/// A standard allocator over a handler memory block, for asio::bind_allocator.
+template <typename T, typename Memory = handler_memory>
 class handler_allocator {
   public:
     using value_type = T;
-    explicit handler_allocator(handler_memory& m) noexcept : memory_(&m) {}
+    explicit handler_allocator(Memory& m) noexcept : memory_(&m) {}
     template <typename U>
-    handler_allocator(const handler_allocator<U>& other) noexcept : memory_(other.memory_) {}
+    handler_allocator(const handler_allocator<U, Memory>& other) noexcept
+        : memory_(other.memory_) {}
 
     T* allocate(std::size_t n) { return static_cast<T*>(memory_->allocate(sizeof(T) * n)); }
     void deallocate(T* p, std::size_t) noexcept { memory_->deallocate(p); }
 
     template <typename U>
-    bool operator==(const handler_allocator<U>& other) const noexcept {
+    bool operator==(const handler_allocator<U, Memory>& other) const noexcept {
         return memory_ == other.memory_;
     }
     template <typename U>
-    bool operator!=(const handler_allocator<U>& other) const noexcept {
+    bool operator!=(const handler_allocator<U, Memory>& other) const noexcept {
         return memory_ != other.memory_;
     }
 
   private:
-    template <typename>
+    template <typename, typename>
     friend class handler_allocator;
-    handler_memory* memory_;
+    Memory* memory_;
 };
 
 }  // namespace wscoro::detail

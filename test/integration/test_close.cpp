@@ -139,6 +139,37 @@ TEST_SUITE("close") {
         CHECK(f.saw_error(error::close_timeout));
     }
 
+    TEST_CASE("a Close answered into a peer that stopped reading ends after close_timeout") {
+        // The peer sends a message and its Close, then reads nothing: our echo (16 MiB, more
+        // than the socket buffers hold) and our Close behind it never get out. The close
+        // handshake did not complete, so receive() must not report it clean, and the
+        // connection must still end within timeouts.close.
+        server_fixture f;
+        f.options.timeouts.close = std::chrono::milliseconds(500);
+        f.options.write_high_water = 64u << 20;  // the echo must queue, not suspend
+        f.options.max_outbound = 64u << 20;
+        std::optional<wscoro::close_info> info;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            // (Pieces below the zero-copy size, which would wait until written.)
+            const std::vector<std::byte> piece(32u << 10, std::byte{'x'});
+            while (auto m = co_await ws.receive())
+                for (int i = 0; i < 512; ++i)
+                    co_await ws.send_binary(piece);
+            info = ws.close_info();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_text("start");
+            co_await c.send_close(1000);
+            const bool drained = co_await f.drained(std::chrono::seconds(10));
+            CHECK(drained);
+        });
+        REQUIRE(info);
+        CHECK(info->code == 1006);
+        CHECK_FALSE(info->was_clean);
+        CHECK(info->error == error::close_timeout);
+    }
+
     TEST_CASE("protocol violations fail the connection with the right code") {
         struct violation {
             const char* name;
