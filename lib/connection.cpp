@@ -765,9 +765,8 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                     asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
                 std::tie(ec, n) = co_await std::move(op);
                 read_pending_ = false;
-                // (The request may have come after the read completed: then it is void.)
-                const bool released = std::exchange(release_requested_, false);
-                if (ec == asio::error::operation_aborted && released && !socket_closed_) {
+                if (ec == asio::error::operation_aborted && release_requested_ && !socket_closed_) {
+                    release_requested_ = false;
                     ec = {};
                     rb_end_ += n;
                     continue;  // quiet: wait without the buffer from now on

@@ -64,6 +64,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     // Memory return after a burst (see forget_connection); guarded by `mutex`.
     std::size_t peak = 0;
     bool trim_at_zero = false;
+    std::atomic<bool> trim_scheduled{false};
 };
 
 namespace {
@@ -131,6 +132,29 @@ std::string describe(const std::exception_ptr& ex) {
 // attack. Bursts of fewer than `trim_min_peak` connections are not worth a malloc_trim().
 constexpr std::size_t trim_min_peak = 256;
 
+void trim_now() {
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
+}
+
+// The trim runs a little later: a connection's last handlers (cancelled timers, the end of
+// its coroutines) still hold memory when it is forgotten, and that memory should go too.
+constexpr std::chrono::milliseconds trim_delay{250};
+
+void schedule_trim(server::state& st) {
+    if (st.stopping) {  // (no timer to keep io_context::run() from returning)
+        trim_now();
+        return;
+    }
+    if (st.trim_scheduled.exchange(true)) return;
+    auto timer = std::make_shared<asio::steady_timer>(st.executor, trim_delay);
+    timer->async_wait([timer, weak = st.weak_from_this()](std::error_code) {
+        if (auto s = weak.lock()) s->trim_scheduled = false;
+        trim_now();
+    });
+}
+
 void forget_connection(server::state& st, const std::shared_ptr<connection_impl>& c,
                        std::atomic<std::size_t>& live) {
     live.fetch_sub(1);
@@ -149,11 +173,7 @@ void forget_connection(server::state& st, const std::shared_ptr<connection_impl>
         }
         if (n == 0) st.connections.rehash(0);  // the bucket array grew with the peak
     }
-#if defined(__GLIBC__)
-    if (trim) ::malloc_trim(0);
-#else
-    (void)trim;
-#endif
+    if (trim) schedule_trim(st);
 }
 
 // One connection from accept to the socket's close. Every exception is caught here: a
