@@ -911,6 +911,25 @@ std::string errno_name(int e) {
 // The tests
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+// One short session in which every server write from phase `at` on fails with `err`; the
+// connection must be gone afterwards. Returns what the client saw and the first fault.
+std::pair<outcome, inject::fault> run_with_fault(echo_server& s, phase at, int err, int version) {
+    outcome out;
+    s.f.run([&]() -> asio::awaitable<void> {
+        inject::fail_from(at, true, err);
+        out = co_await session(s.f.endpoint(), s.tls(), version, 10, true);
+        const bool drained = co_await s.f.drained();
+        CHECK(drained);
+    });
+    auto first = inject::first_fault();
+    inject::off();
+    return {out, first};
+}
+
+}  // namespace
+
 TEST_SUITE("inject") {
     TEST_CASE("the interposer sees every socket call of the server, and only those") {
         for (const auto& v : variants) {
@@ -1120,15 +1139,7 @@ TEST_SUITE("inject") {
         for (const auto& v : variants) {
             CAPTURE(v.name);
             echo_server s(v.tls);
-            outcome out;
-            s.f.run([&]() -> asio::awaitable<void> {
-                inject::fail_from(phase::close, true, EPIPE);
-                out = co_await session(s.f.endpoint(), s.tls(), v.version, 10, true);
-                const bool drained = co_await s.f.drained();
-                CHECK(drained);
-            });
-            const auto fault = inject::first_fault();
-            inject::off();
+            const auto [out, fault] = run_with_fault(s, phase::close, EPIPE, v.version);
             INFO(describe(out));
             REQUIRE(fault.fired);
             CHECK_FALSE(out.got_close);
@@ -1144,15 +1155,7 @@ TEST_SUITE("inject") {
         // A peer vanishing while the request is read is reported to on_error (see test_faults:
         // "the peer vanishes mid-handshake"); vanishing while the 101 is written must be too.
         echo_server s(false);
-        outcome out;
-        s.f.run([&]() -> asio::awaitable<void> {
-            inject::fail_from(phase::upgrade, true, ECONNRESET);
-            out = co_await session(s.f.endpoint(), nullptr, 13, 10, true);
-            const bool drained = co_await s.f.drained();
-            CHECK(drained);
-        });
-        const auto fault = inject::first_fault();
-        inject::off();
+        const auto [out, fault] = run_with_fault(s, phase::upgrade, ECONNRESET, 13);
         INFO(describe(out));
         REQUIRE(fault.fired);
         CHECK(out.dropped);
