@@ -580,6 +580,27 @@ TEST_CASE("hybi-05..08 and RFC 6455: Sec-WebSocket-Accept") {
     CHECK(run(rfc_request, o).response == wscoro::protocol::accept_response(q.request, o.extra));
 }
 
+TEST_CASE("Sec-WebSocket-Draft: 13 selects RFC 6455 without a Sec-WebSocket-Version") {
+    // [em] detection order: a Draft field counts when there is no Version field, and
+    // em-websocket answers "Draft: 13" on its RFC 6455 path (test/interop/differential_emws.py
+    // checks the same request against it). The strict RFC-only check_upgrade() refuses the
+    // request (no Sec-WebSocket-Version); negotiate() deliberately does not. Found by
+    // fuzz_negotiate, whose cross-check assumed the two always agree on version 13
+    // (test/fuzz/crashes/negotiate-1.bin).
+    const std::string req =
+        replace(rfc_request, "Sec-WebSocket-Version: 13", "Sec-WebSocket-Draft: 13");
+    const auto p = parse(req);
+    CHECK(wscoro::protocol::detect_version(p.request) == 13);
+    negotiate_options o;
+    o.extra = {{"Sec-WebSocket-Protocol", "chat"}};
+    check_accepted(run(req, o), 13, rfc_response, 0);
+    CHECK(wscoro::protocol::check_upgrade(p.request).ec == error::bad_sec_version);
+    // With both fields the Version field decides, as in em-websocket.
+    const auto both = replace(rfc_request, "Sec-WebSocket-Version: 13",
+                              "Sec-WebSocket-Draft: 2\r\nSec-WebSocket-Version: 13");
+    check_accepted(run(both, o), 13, rfc_response, 0);
+}
+
 TEST_CASE("hybi/RFC key errors") {
     for (std::string_view v : {"4", "8", "13"}) {
         CAPTURE(v);
