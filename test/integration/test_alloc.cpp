@@ -15,6 +15,7 @@
 #include <ostream>
 #include <thread>
 
+#include "skip_under_valgrind.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/protocol/frame.hpp"
 #include "wscoro/protocol/handshake.hpp"
@@ -23,19 +24,6 @@
 namespace {
 thread_local bool counting = false;
 thread_local std::size_t allocations = 0;
-}  // namespace
-
-// Valgrind replaces operator new and delete itself and then sees this file's delete free
-// its allocations ("mismatched free"): under `meson test --setup valgrind` (which sets
-// WSCORO_UNDER_VALGRIND) this test, which exists to count allocations, is skipped (77).
-namespace {
-[[maybe_unused]] const bool skip_under_valgrind = [] {
-    if (std::getenv("WSCORO_UNDER_VALGRIND")) {
-        std::fputs("skipped under valgrind: this test replaces the global allocator\n", stderr);
-        std::_Exit(77);
-    }
-    return false;
-}();
 }  // namespace
 
 void* operator new(std::size_t n) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "decoder_feed.hpp"
+#include "skip_under_valgrind.hpp"
 #include "wscoro/error.hpp"
 
 // Counts heap allocations while `g_counting` is set, to prove the steady state allocates
@@ -22,19 +23,6 @@
 namespace {
 bool g_counting = false;
 std::size_t g_allocations = 0;
-}  // namespace
-
-// Valgrind replaces operator new and delete itself and then sees this file's delete free
-// its allocations ("mismatched free"): under `meson test --setup valgrind` (which sets
-// WSCORO_UNDER_VALGRIND) this test, which exists to count allocations, is skipped (77).
-namespace {
-[[maybe_unused]] const bool skip_under_valgrind = [] {
-    if (std::getenv("WSCORO_UNDER_VALGRIND")) {
-        std::fputs("skipped under valgrind: this test replaces the global allocator\n", stderr);
-        std::_Exit(77);
-    }
-    return false;
-}();
 }  // namespace
 
 void* operator new(std::size_t n) {
