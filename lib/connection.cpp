@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "connection_impl.hpp"
+#include "socket_fast_path.hpp"
 #if WSCORO_HAS_TLS
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -37,13 +38,6 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 // header) is handed to the application in place, without a copy; a pipelining peer's
 // frames are read 64 KiB per system call.
 constexpr std::size_t read_buffer_size = 64 * 1024;
-// A connection that receives messages keeps its read buffer in a read left pending with
-// Asio (one recv() per message, no epoll_ctl()); after one to two times this long without
-// data it gives the buffer back and waits for readability instead (idle connections hold
-// no buffer).
-constexpr std::chrono::milliseconds read_buffer_linger{500};
-// What write-queue capacity a quiet connection keeps.
-constexpr std::size_t quiet_write_capacity = 4096;
 
 // Read buffers are recycled per thread: a connection waiting for data gives its buffer
 // back (10 000 idle connections hold none), and the busy ones reuse a few, with no
@@ -70,6 +64,10 @@ class read_buffer_pool {
     std::vector<read_buffer> free_;
 };
 thread_local read_buffer_pool buffer_pool;
+// A connection whose write queue grew beyond zero_copy_threshold keeps that capacity while
+// it writes, and gives it back after this long without a write (down to the quiet size).
+constexpr std::chrono::milliseconds write_capacity_linger{1000};
+constexpr std::size_t quiet_write_capacity = 4096;
 // Payloads at least this large are written from the sender's memory (gather write, no
 // copy); smaller ones are copied into the write queue, where they coalesce with others.
 constexpr std::size_t zero_copy_threshold = 64 * 1024;
@@ -181,6 +179,20 @@ asio::ip::tcp::socket& connection_impl::tcp() noexcept {
 
 asio::awaitable<std::error_code> connection_impl::read_more() {
     prepare_read_buffer();
+    if (std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
+        // As receive(): a wait that costs no system call, then recv(MSG_DONTWAIT).
+        auto& sock = tcp();
+        std::error_code ec;
+        for (bool try_read = last_read_full_;; try_read = true) {
+            if (try_read) {
+                rb_end_ += read_now(sock, ec);
+                if (ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+            }
+            auto wait = async_wait_readable(sock, use_tuple);
+            std::tie(ec) = co_await std::move(wait);
+            if (ec) co_return ec;
+        }
+    }
     auto op = std::visit(
         [&](auto& s) {
             return s.async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
@@ -744,61 +756,35 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                 break;
         }
 
+        // Everything the handler queued while it worked through the last read goes out now,
+        // in one send(), before we wait (the posted flush then finds nothing to do).
+        flush_now();
         prepare_read_buffer();
         std::error_code ec;
         std::size_t n = 0;
-        if (rb_begin_ == rb_end_ && std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
-            // Nothing pending: wait for readability holding no buffer (the previous
-            // message's view is dead by contract now), then read. Asio registers the wait
-            // with EPOLL_CTL_MOD, which reports data that is already there, so a read first
-            // is only worth its system call when the last read filled the buffer (more is
-            // probably queued); after a short read it would just return EAGAIN.
+        if (std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
+            // Wait for readability holding no buffer unless a partial frame is kept (the
+            // previous message's view is dead by contract now), then read into a pooled
+            // buffer. The wait costs no system call (socket_fast_path.hpp) once a read came
+            // back short, so a message costs one recv() and the reply one send(), as in a raw
+            // epoll loop. A read that filled the buffer may have left bytes behind: read
+            // again before waiting.
             auto& sock = tcp();
-            if (active_read_) {
-                // A busy connection: leave a read with the buffer in Asio's reactor. After a
-                // short read Asio does not retry at once, so each message costs one recv()
-                // and no epoll_ctl(). The read-buffer timer cancels this read once the
-                // connection has been quiet for read_buffer_linger.
-                read_pending_ = true;
-                auto op = sock.async_read_some(
-                    asio::buffer(rbuf_.get(), rcap_),
-                    asio::bind_cancellation_slot(read_cancel_.slot(), use_tuple));
-                std::tie(ec, n) = co_await std::move(op);
-                read_pending_ = false;
-                if (ec == asio::error::operation_aborted && release_requested_ && !socket_closed_) {
-                    release_requested_ = false;
+            bool try_read = last_read_full_;
+            for (;;) {
+                if (try_read) {
+                    n = read_now(sock, ec);
+                    if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                     ec = {};
-                    rb_end_ += n;
-                    continue;  // quiet: wait without the buffer from now on
                 }
-            } else {
-                // Nothing pending: wait for readability holding no buffer (the previous
-                // message's view is dead by contract now), then read. Asio registers the
-                // wait with EPOLL_CTL_MOD, which reports data that is already there, so a
-                // read first is only worth its system call when the last read filled the
-                // buffer (more is probably queued); after a short read it would just
-                // return EAGAIN.
-                bool try_read = last_read_full_;
-                for (;;) {
-                    if (try_read) {
-                        n = read_now(sock, ec);
-                        if (ec != asio::error::would_block && ec != asio::error::try_again) break;
-                        ec = {};
-                    }
-                    release_read_buffer();
-                    trim_write_buffers(zero_copy_threshold);
-                    auto wait = sock.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
-                    std::tie(ec) = co_await std::move(wait);
-                    prepare_read_buffer();
-                    if (ec) break;
-                    try_read = true;
-                }
-                last_read_full_ = !ec && n == rcap_;
-                // A second message soon after the first marks a busy connection (a
-                // connection that just closes should not pay for the timer).
-                if (!ec && ++wait_reads_ >= 2) start_active_reading();
+                release_read_buffer();
+                trim_write_buffers_later();
+                auto wait = async_wait_readable(sock, use_tuple);
+                std::tie(ec) = co_await std::move(wait);
+                prepare_read_buffer();
+                if (ec) break;
+                try_read = true;
             }
-            ++reads_;
         } else {
             auto op = std::visit(
                 [&](auto& s) {
@@ -828,13 +814,40 @@ void connection_impl::trim_write_buffers(std::size_t keep) {
     if (inflight_.capacity() > keep) std::vector<std::byte>().swap(inflight_);
 }
 
+void connection_impl::trim_write_buffers_later() {
+    // Steady traffic keeps its write-queue capacity (no allocation per batch of echoes). A
+    // connection holding more than zero_copy_threshold gives it back after a quiet
+    // write_capacity_linger; one timer, armed only for such connections.
+    if (trim_timer_armed_ || socket_closed_ ||
+        std::max(wbuf_.capacity(), inflight_.capacity()) <= zero_copy_threshold)
+        return;
+    if (!trim_timer_) trim_timer_.emplace(executor_);
+    if (!trim_memory_) trim_memory_ = std::make_unique<timer_handler_memory>();
+    trim_timer_armed_ = true;
+    writes_at_arm_ = writes_;
+    trim_timer_->expires_after(write_capacity_linger);
+    auto on_expiry = [self = shared_from_this()](std::error_code ec) {
+        self->trim_timer_armed_ = false;
+        if (ec || self->socket_closed_) return;
+        if (self->writes_ == self->writes_at_arm_)
+            self->trim_write_buffers(quiet_write_capacity);
+        else
+            self->trim_write_buffers_later();  // still busy: look again later
+    };
+    trim_timer_->async_wait(asio::bind_allocator(
+        handler_allocator<void, timer_handler_memory>(*trim_memory_), std::move(on_expiry)));
+}
+
 std::size_t connection_impl::read_now(asio::ip::tcp::socket& sock, std::error_code& ec) {
     // recv(MSG_DONTWAIT) rather than socket::read_some(): that would need the socket in
-    // user-set non-blocking mode, one more ioctl() per connection.
+    // non-blocking mode, one more ioctl() per connection.
+    const std::size_t space = rcap_ - rb_end_;
     for (;;) {
-        const auto r = ::recv(sock.native_handle(), rbuf_.get(), rcap_, MSG_DONTWAIT);
+        const auto r = ::recv(sock.native_handle(), rbuf_.get() + rb_end_, space, MSG_DONTWAIT);
         if (r > 0) {
             ec = {};
+            // A short read emptied the socket; a full one may have left bytes behind.
+            last_read_full_ = static_cast<std::size_t>(r) == space;
             return static_cast<std::size_t>(r);
         }
         if (r == 0) {
@@ -845,37 +858,6 @@ std::size_t connection_impl::read_now(asio::ip::tcp::socket& sock, std::error_co
         ec = std::error_code(errno, asio::error::get_system_category());
         return 0;
     }
-}
-
-void connection_impl::start_active_reading() {
-    active_read_ = true;
-    if (release_timer_armed_ || socket_closed_) return;
-    if (!release_timer_) release_timer_.emplace(executor_);
-    release_timer_armed_ = true;
-    reads_at_arm_ = reads_;
-    release_timer_->expires_after(read_buffer_linger);
-    // Re-armed every read_buffer_linger while busy: its own memory, so that a busy connection
-    // allocates nothing over time either (Asio's per-thread cache is taken by the reads).
-    if (!release_memory_) release_memory_ = std::make_unique<timer_handler_memory>();
-    auto on_expiry = [self = shared_from_this()](std::error_code ec) {
-        self->release_timer_armed_ = false;
-        if (ec || self->socket_closed_) return;
-        if (self->reads_ != self->reads_at_arm_) {
-            self->start_active_reading();  // still busy: look again later
-            return;
-        }
-        // Quiet for a while: give the buffer back. A read waiting in the reactor is
-        // cancelled (receive() then waits for readability without a buffer).
-        self->active_read_ = false;
-        self->wait_reads_ = 0;
-        self->trim_write_buffers(quiet_write_capacity);
-        if (self->read_pending_) {
-            self->release_requested_ = true;
-            self->read_cancel_.emit(asio::cancellation_type::terminal);
-        }
-    };
-    release_timer_->async_wait(asio::bind_allocator(
-        handler_allocator<void, timer_handler_memory>(*release_memory_), std::move(on_expiry)));
 }
 
 void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
@@ -1010,24 +992,61 @@ void connection_impl::start_write() {
     writing_ = true;
     std::swap(wbuf_, inflight_);
     std::swap(segs_, inflight_segs_);
+    ++writes_;
     const auto mark = std::exchange(inline_mark_, 0);
     inflight_gen_ = queued_gen_;
+    gather_.clear();
+    if (inflight_segs_.empty()) {
+        gather_.push_back(asio::buffer(inflight_));
+    } else {
+        // One gather write (writev) for everything queued, inline and external alike.
+        if (inflight_.size() > mark)
+            inflight_segs_.push_back({nullptr, inflight_.size() - mark, mark, {}});
+        for (const auto& seg : inflight_segs_)
+            gather_.push_back(seg.data
+                                  ? asio::const_buffer(seg.data, seg.size)
+                                  : asio::const_buffer(inflight_.data() + seg.offset, seg.size));
+    }
+    std::size_t done_now = 0;
+    if (auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_)) {
+        // Plain TCP: write now, from here. The socket usually takes everything, and then the
+        // write costs one send() and no operation, post or completion handler. What it does
+        // not take goes through Asio below; an error is left to Asio to report the same way.
+        std::error_code ec;
+        done_now = write_now(*sock, gather_, ec);
+        if (ec) {
+            done_now = 0;
+        } else if (done_now == asio::buffer_size(gather_)) {
+            on_write({}, done_now);
+            return;
+        } else if (!inflight_segs_.empty()) {
+            std::size_t skip = done_now;
+            std::size_t first = 0;
+            while (skip >= gather_[first].size())
+                skip -= gather_[first++].size();
+            gather_.erase(gather_.begin(), gather_.begin() + static_cast<std::ptrdiff_t>(first));
+            gather_.front() += skip;
+        }
+    }
     auto done = asio::bind_allocator(
         handler_allocator<void>(write_memory_),
-        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
+        [self = shared_from_this(), done_now](std::error_code ec, std::size_t n) {
+            self->on_write(ec, n + done_now);
+        });
     if (inflight_segs_.empty()) {
-        std::visit([&](auto& s) { asio::async_write(s, asio::buffer(inflight_), std::move(done)); },
-                   stream_);
+        // (A single buffer keeps the operation small enough for write_memory_.)
+        std::visit(
+            [&](auto& s) {
+                asio::async_write(s, asio::buffer(inflight_) + done_now, std::move(done));
+            },
+            stream_);
         return;
     }
-    // One gather write (writev) for everything queued, inline and external alike.
-    if (inflight_.size() > mark)
-        inflight_segs_.push_back({nullptr, inflight_.size() - mark, mark, {}});
-    gather_.clear();
-    for (const auto& seg : inflight_segs_)
-        gather_.push_back(seg.data ? asio::const_buffer(seg.data, seg.size)
-                                   : asio::const_buffer(inflight_.data() + seg.offset, seg.size));
     std::visit([&](auto& s) { asio::async_write(s, gather_, std::move(done)); }, stream_);
+}
+
+void connection_impl::flush_now() {
+    if (!writing_ && !shutdown_pending_ && (!wbuf_.empty() || !segs_.empty())) start_write();
 }
 
 std::uint64_t connection_impl::enqueue_external(byte_span header, byte_span external,
@@ -1248,7 +1267,7 @@ void connection_impl::force_close() {
     tcp().close(ignored);
     cancel_timer();
     if (keepalive_) keepalive_->cancel();
-    if (release_timer_) release_timer_->cancel();
+    if (trim_timer_) trim_timer_->cancel();
     segs_.clear();  // never written: release shared frames, forget caller-owned bytes
     wbuf_.clear();
     inline_mark_ = 0;

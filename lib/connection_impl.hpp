@@ -175,6 +175,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void enqueue_close(std::uint16_t code, std::string_view reason);
     void schedule_flush();
     void start_write();
+    /// Writes what is queued now (receive() calls it before waiting for more data).
+    void flush_now();
     void on_write(std::error_code ec, std::size_t n);
     asio::awaitable<void> wait_below_low_water();
 
@@ -192,8 +194,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     // read side
     void prepare_read_buffer();
     void release_read_buffer();
-    void start_active_reading();
     void trim_write_buffers(std::size_t keep);
+    void trim_write_buffers_later();
     /// One non-blocking recv() into the read buffer (which must be empty).
     std::size_t read_now(asio::ip::tcp::socket& sock, std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);
@@ -244,25 +246,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t rb_end_ = 0;
     protocol::codec decoder_;  // chosen by the negotiated protocol version
     bool reader_active_ = false;
-    bool last_read_full_ = false;  // the last plain-TCP read filled the buffer
+    bool last_read_full_ = false;  // the last plain-TCP read filled the space it was given
     bool peer_close_received_ = false;
     // The peer's Close arrived and ours is queued: close_info() becomes {code, reason, clean}
     // once ours is written (begin_linger), or 1006 if the write fails.
     bool clean_close_pending_ = false;
     std::uint16_t pending_close_code_ = 0;
     std::string pending_close_reason_;
-    // Busy plain-TCP connections read with a buffer left in the reactor; a timer returns
-    // the buffer after a quiet period (see start_active_reading).
-    bool active_read_ = false;
-    bool read_pending_ = false;
-    bool release_requested_ = false;
-    bool release_timer_armed_ = false;
-    std::uint32_t reads_ = 0;
-    std::uint32_t wait_reads_ = 0;  // reads in the waiting mode since the last quiet period
-    std::uint32_t reads_at_arm_ = 0;
-    asio::cancellation_signal read_cancel_;
-    std::optional<asio::steady_timer> release_timer_;
-    std::unique_ptr<timer_handler_memory> release_memory_;  // (first used when busy)
 
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
     std::vector<std::byte> wbuf_;
@@ -294,6 +284,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         buffered_.store(buffered_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }
     handler_memory write_memory_;  // for the posted flush and the socket write
+    // Write-queue capacity beyond zero_copy_threshold is kept while writing, given back
+    // when quiet (trim_write_buffers_later).
+    std::uint32_t writes_ = 0;
+    std::uint32_t writes_at_arm_ = 0;
+    bool trim_timer_armed_ = false;
+    std::optional<asio::steady_timer> trim_timer_;
+    std::unique_ptr<timer_handler_memory> trim_memory_;
     bool writing_ = false;
     bool flush_scheduled_ = false;
     bool close_sent_ = false;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "connection_impl.hpp"
+#include "socket_fast_path.hpp"
 #include "tls_context.hpp"
 
 namespace wscoro {
@@ -287,6 +288,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t
         }
         std::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);  // frames are corked by us already
+        detail::mark_not_duplicated(socket);              // close() alone leaves the epoll set
         const auto id = st->next_id.fetch_add(1);
         auto c = std::make_shared<connection_impl>(std::move(socket), strand, st->config, id, peer,
                                                    l.bound_local);

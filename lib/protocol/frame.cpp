@@ -116,6 +116,59 @@ bool message_decoder::valid_close_code(std::uint16_t code) noexcept {
 }
 
 decoder_event message_decoder::next(std::span<std::byte> in, std::size_t& consumed) {
+    // Fast path for the steady state of small messages: a whole unfragmented text or binary
+    // frame at the front of `in`, between messages, with nothing of it read before. Every
+    // condition below is one under which read_header's checks all pass (RFC 6455 §5.2 FIN,
+    // RSV1-3 clear, a known data opcode, §5.1 masking per role, §5.4 no open message, §5.2
+    // minimal 7- or 16-bit length, §7.4.1 limits) and decode() would go straight from the
+    // header to handing the frame out in place; anything else, including every error, takes
+    // the general path, which reports it exactly as before.
+    if (hdr_len_ == 0 && in.size() >= 2 && msg_.at_message_boundary()) [[likely]] {
+        const auto b0 = std::to_integer<unsigned>(in[0]);
+        const auto b1 = std::to_integer<unsigned>(in[1]);
+        const bool masked = role_ == role::server;
+        if ((b0 == 0x81 || b0 == 0x82) && (b1 & 0x80) == (masked ? 0x80u : 0u)) {
+            std::size_t header = 2;
+            std::size_t length = b1 & 0x7F;
+            bool ok = true;
+            if (length == 126) {
+                // §5.2: a 16-bit length must be at least 126 (minimal encoding).
+                ok = in.size() >= 4;
+                if (ok) {
+                    length = std::to_integer<std::size_t>(in[2]) << 8 |
+                             std::to_integer<std::size_t>(in[3]);
+                    ok = length >= 126;
+                }
+                header = 4;
+            } else if (length == 127) {
+                ok = false;  // 64 KiB and more: rare enough for the general path
+            }
+            if (masked) header += sizeof(mask_key);
+            if (ok && length <= msg_.single_frame_limit() && in.size() >= header &&
+                in.size() - header >= length) {
+                const auto op = static_cast<opcode>(b0 & 0x0F);
+                std::byte* const payload = in.data() + header;
+                bool ascii = false;
+                if (masked) {
+                    // RFC 6455 §5.3, fused with the ASCII test of the unmasked bytes (text
+                    // that is all ASCII is valid UTF-8 with no further look).
+                    mask_key key;
+                    std::memcpy(key.data(), payload - sizeof(mask_key), sizeof(mask_key));
+                    const std::uint64_t bits =
+                        detail::xor_mask_or(payload, payload, length, detail::mask_word(key, 0));
+                    ascii = (bits & detail::high_bits) == 0;
+                }
+                return msg_.whole_message(op, in, header, length, ascii, consumed);
+            }
+        }
+    }
+    return next_slow(in, consumed);
+}
+
+// Out of line, so that the fast path in next() does not pay for the general path's stack
+// frame and saved registers.
+[[gnu::noinline]] decoder_event message_decoder::next_slow(std::span<std::byte> in,
+                                                           std::size_t& consumed) {
     return msg_.decode(*this, in, consumed);
 }
 

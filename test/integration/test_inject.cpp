@@ -26,8 +26,10 @@
 // EAGAIN or short write on a ready socket would wait for an edge that never comes. After
 // such a fake result the interposer therefore re-arms the descriptor in Asio's epoll set
 // (EPOLL_CTL_MOD, registration read from /proc/self/fdinfo), which delivers the edge a
-// kernel would: "not ready now, ready again later". Short reads need nothing (Asio keeps
-// reading speculatively until a read returns 0 bytes), nor does EINTR (retried at once).
+// kernel would: "not ready now, ready again later". Short reads get the edge too: a real
+// TCP recv() returns less than asked only once the receive queue is empty, so wscoro (like
+// a raw epoll loop, see lib/socket_fast_path.hpp) waits for the next edge after one. EINTR
+// needs nothing (retried at once).
 // A fake ECONNABORTED really dequeues the pending connection (and resets it), as the kernel
 // does; EMFILE and friends leave it in the backlog, as the kernel does.
 
@@ -203,7 +205,9 @@ decision decide(int fd, call kind, std::size_t len) {
                 d.len = s.cap;
                 d.capped = true;
                 ++s.count.capped;
-                d.rearm = is_send;  // Asio waits for an EPOLLOUT edge after a short send
+                // After a short send Asio waits for an EPOLLOUT edge; after a short read
+                // wscoro waits for an EPOLLIN edge (see the header comment).
+                d.rearm = true;
             }
             break;
         case mode::spurious:
@@ -447,7 +451,9 @@ extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
         errno = d.err;
         return -1;
     }
-    return real(fd, buf, d.len, flags);
+    const auto r = real(fd, buf, d.len, flags);
+    if (d.rearm && r >= 0) inject::rearm(fd);
+    return r;
 }
 
 extern "C" ssize_t send(int fd, const void* buf, size_t n, int flags) {
@@ -479,6 +485,7 @@ extern "C" ssize_t recvmsg(int fd, msghdr* msg, int flags) {
     m.msg_iovlen = inject::cut_iov(msg, d.len, cut);
     const auto r = real(fd, &m, flags);
     msg->msg_flags = m.msg_flags;
+    if (d.rearm && r >= 0) inject::rearm(fd);
     return r;
 }
 

@@ -611,6 +611,39 @@ TEST_SUITE("codec") {
         }
     }
 
+    TEST_CASE("rfc6455: whole frames through the codec (decoder fast path) as byte by byte") {
+        // What connection_impl::receive() sees in the steady state: many whole small frames in
+        // one buffer, each masked with its own key. Fed whole they take message_decoder's
+        // fast path; byte by byte never; the events must be the same, and in place.
+        bytes wire;
+        std::vector<rec> want;
+        for (std::size_t i = 0; i < 64; ++i) {
+            const mask_key key = {std::byte(i * 37), std::byte(i * 91 + 1), std::byte(0x80 | i),
+                                  std::byte(255 - i)};
+            const bool is_text = i % 3 != 2;
+            bytes payload = is_text ? txt(std::string(i * 5 % 140, 'a')) : pattern(i * 7 % 300, 9);
+            if (is_text && i % 4 == 1) payload = payload + txt("\xC3\xA9\xE2\x82\xAC");
+            append_frame(wire, is_text ? opcode::text : opcode::binary, true, payload, &key);
+            want.push_back(rec{
+                event_kind::message, is_text ? opcode::text : opcode::binary, payload, 0, {}, {}});
+        }
+        const mask_key bad_key = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+        append_frame(wire, opcode::text, true, txt("ok \xF0\x9F\x98"), &bad_key);
+        want.push_back(rec{
+            event_kind::error, opcode::text, {}, 0, {}, make_error_code(error::bad_frame_payload)});
+        check_runs(wire.size(), want, [&](const chunker& next_chunk, std::size_t limit) {
+            codec c(role::server, 13, {}, limit);
+            return feed(c, wire, next_chunk);
+        });
+
+        codec c(role::server, 13);
+        std::size_t used = 0;
+        const auto ev = c.next(wire, used);
+        REQUIRE(ev.kind == event_kind::message);
+        CHECK(points_into(ev.payload, wire));
+        CHECK(used == 2 + 4);  // the first frame is empty
+    }
+
     // ============================================================= encoding
     TEST_CASE("hixie encoding: text and close only") {
         codec c(role::server, 76);

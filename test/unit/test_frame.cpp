@@ -172,6 +172,77 @@ bytes random_utf8(std::size_t n, std::mt19937& rng) {
     return out;
 }
 
+// What the decoder did with `wire` fed in chunks (feed()'s buffer handling): each event with
+// the number of bytes consumed in total up to and including the call that returned it. The
+// fast path for whole frames must match the general path here too, not only in events.
+struct traced {
+    std::vector<rec> events;
+    std::vector<std::size_t> consumed;
+    bool operator==(const traced&) const = default;
+};
+
+traced trace(message_decoder& d, const bytes& wire, const chunker& next_chunk) {
+    traced t;
+    bytes buf;
+    std::size_t at = 0;
+    std::size_t total = 0;
+    while (at < wire.size()) {
+        const std::size_t n = std::clamp<std::size_t>(next_chunk(), 1, wire.size() - at);
+        buf.insert(buf.end(), wire.begin() + static_cast<std::ptrdiff_t>(at),
+                   wire.begin() + static_cast<std::ptrdiff_t>(at + n));
+        at += n;
+        for (;;) {
+            std::size_t used = 0;
+            const decoder_event ev = d.next(buf, used);
+            total += used;
+            // Copied out before the consumed bytes go: the payload may point into `buf`.
+            if (ev.kind != event_kind::need_more) {
+                t.events.push_back(record(ev));
+                t.consumed.push_back(total);
+            }
+            buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(used));
+            if (ev.kind == event_kind::need_more) break;
+            if (ev.kind == event_kind::error) return t;
+        }
+    }
+    return t;
+}
+
+std::string describe(const traced& t) {
+    std::string s = describe(t.events) + " consumed";
+    for (std::size_t c : t.consumed) {
+        s += ' ';
+        s += std::to_string(c);
+    }
+    return s;
+}
+
+// Byte by byte, no call ever sees a whole frame header, so only the general path runs; fed
+// whole, every eligible frame takes the fast path; split in two at every boundary, a mix.
+// All must give the same events for every contiguous_limit. With the 64 KiB limit no frame
+// of these tests is streamed, so bytes are consumed only at frame ends and at errors, the
+// same whatever the split: there the consumed counts must agree too. (With smaller limits an
+// error mid-frame comes after a split-dependent number of streamed bytes, as it always has.)
+// Returns the byte-by-byte trace.
+traced check_paths_agree(role r, const bytes& wire, frame_limits lim = {}) {
+    constexpr std::size_t waiting = 64 * 1024;
+    message_decoder ref(r, lim, waiting);
+    const traced want = trace(ref, wire, [] { return std::size_t{1}; });
+    for (std::size_t limit : {std::size_t{0}, std::size_t{16}, waiting}) {
+        for_each_chunking(wire.size(), [&](const chunker& next_chunk, const std::string& how) {
+            message_decoder d(r, lim, limit);
+            traced got = trace(d, wire, next_chunk);
+            if (limit != waiting) got.consumed = want.consumed;
+            if (got == want) return true;
+            CAPTURE(limit);
+            CAPTURE(how);
+            CHECK_EQ(describe(got), describe(want));
+            return false;
+        });
+    }
+    return want;
+}
+
 }  // namespace
 
 TEST_SUITE("frame") {
@@ -503,6 +574,117 @@ TEST_SUITE("frame") {
         const auto ev = d.next(rest, used);
         CHECK(ev.kind == event_kind::need_more);
         CHECK(used == rest.size());
+    }
+
+    // ------------------------------------------------------------ whole-frame fast path
+    TEST_CASE("fast path: data frames of every size class agree with the general path") {
+        std::mt19937 rng(20240703);
+        const std::size_t sizes[] = {0,   1,   2,   3,   4,   5,    7,    8,    9,   15,
+                                     16,  17,  31,  32,  33,  63,   64,   65,   100, 124,
+                                     125, 126, 127, 128, 200, 1000, 4096, 65535};
+        for (std::size_t n : sizes) {
+            CAPTURE(n);
+            const bytes ascii(n, std::byte{'q'});
+            const bytes bin = pattern(n, static_cast<unsigned>(n));
+            bytes utf8 = random_utf8(n, rng);
+            // Two frames back to back, then a third: the fast path runs after itself.
+            const auto wire_s = m(0x81, ascii) + m(0x82, bin) + m(0x81, utf8);
+            const auto got = check_paths_agree(role::server, wire_s);
+            CHECK(got.events ==
+                  std::vector<rec>{msg(opcode::text, ascii), binary(bin), msg(opcode::text, utf8)});
+            const auto wire_c = u(0x81, ascii) + u(0x82, bin) + u(0x81, utf8);
+            CHECK(check_paths_agree(role::client, wire_c).events == got.events);
+        }
+    }
+
+    TEST_CASE("fast path: invalid UTF-8 at every position agrees with the general path") {
+        // One bad sequence at every offset of 7-bit and 16-bit frames: inside and across the
+        // 32/16-byte vectors, the word and the last bytes of the fused unmask-and-ASCII test,
+        // and as a code point cut off at the end of the frame.
+        const bytes bads[] = {hex("80"),       hex("FF"),          hex("C0 80"), hex("E2 41"),
+                              hex("ED A0 80"), hex("F4 90 80 80"), hex("E2 82"), hex("F0 9F 98")};
+        for (std::size_t n : {std::size_t{40}, std::size_t{130}}) {
+            for (std::size_t at = 0; at < n; ++at) {
+                for (const bytes& bad : bads) {
+                    CAPTURE(n);
+                    CAPTURE(at);
+                    CAPTURE(describe(msg(opcode::text, bad)));
+                    bytes p(n, std::byte{'a'});
+                    std::copy_n(bad.begin(), std::min(bad.size(), n - at),
+                                p.begin() + static_cast<std::ptrdiff_t>(at));
+                    const auto got = check_paths_agree(role::server, m(0x81, p) + m(0x81, "after"));
+                    REQUIRE_FALSE(got.events.empty());
+                    CHECK(got.events[0] == err(error::bad_frame_payload));
+                }
+            }
+        }
+        // Valid multi-byte text at every offset passes.
+        for (std::size_t at = 0; at + 4 <= 70; ++at) {
+            bytes p(70, std::byte{'a'});
+            const bytes c = hex("F0 9F 98 80");
+            std::copy(c.begin(), c.end(), p.begin() + static_cast<std::ptrdiff_t>(at));
+            CHECK(check_paths_agree(role::server, m(0x81, p)).events ==
+                  std::vector<rec>{msg(opcode::text, p)});
+        }
+    }
+
+    TEST_CASE("fast path: every header it must not take agrees with the general path") {
+        const bytes p = txt("payload");
+        const std::vector<bytes> wires = {
+            m(0x01, "frag") + m(0x80, "ment") + m(0x81, "next"),  // fragmented, then whole
+            m(0x89, "ping") + m(0x81, "x"),                       // control first
+            m(0x01, "open") + m(0x81, "x"),                       // §5.4: message open
+            m(0x81 | 0x40, p),
+            m(0x81 | 0x20, p),
+            m(0x82 | 0x10, p),  // RSV bits
+            m(0x83, p),
+            m(0x8B, p),                    // reserved opcodes
+            m(0x80, p),                    // lone continuation
+            u(0x81, p),                    // unmasked to a server
+            frame(0x81, p, &test_key, 2),  // non-minimal 16-bit
+            frame(0x82, pattern(125), &test_key, 2),
+            frame(0x81, p, &test_key, 8),                   // non-minimal 64-bit
+            frame(0x82, pattern(70000), &test_key, 8),      // 64-bit, general path
+            m(0x88, close_body(1000, "bye")) + m(0x81, p),  // nothing after a close
+        };
+        for (const bytes& w : wires) {
+            CAPTURE(w.size());
+            check_paths_agree(role::server, w);
+        }
+        // A masked frame to a client.
+        check_paths_agree(role::client, m(0x81, p) + u(0x81, p));
+        check_paths_agree(role::client, u(0x81, p) + m(0x82, p));
+    }
+
+    TEST_CASE("fast path: frame and message limits at the exact boundary") {
+        for (std::size_t n :
+             {std::size_t{10}, std::size_t{125}, std::size_t{126}, std::size_t{300}}) {
+            CAPTURE(n);
+            const bytes wire = m(0x81, bytes(n, std::byte{'a'})) + m(0x82, pattern(n));
+            for (std::uint64_t frame_limit : {n - 1, n, n + 1}) {
+                for (std::uint64_t message_limit : {n - 1, n, n + 1}) {
+                    CAPTURE(frame_limit);
+                    CAPTURE(message_limit);
+                    const auto got =
+                        check_paths_agree(role::server, wire, {frame_limit, message_limit});
+                    REQUIRE_FALSE(got.events.empty());
+                    if (frame_limit < n)
+                        CHECK(got.events[0] == err(error::frame_too_big));
+                    else if (message_limit < n)
+                        CHECK(got.events[0] == err(error::message_too_big));
+                    else
+                        CHECK(got.events.size() == 2);
+                }
+            }
+        }
+        // set_limits between two whole frames applies to the second.
+        message_decoder d(role::server);
+        bytes wire = m(0x81, "0123456789") + m(0x81, "0123456789");
+        std::size_t used = 0;
+        CHECK(d.next(wire, used).kind == event_kind::message);
+        d.set_limits({9, 100});
+        bytes rest(wire.begin() + static_cast<std::ptrdiff_t>(used), wire.end());
+        CHECK(record(d.next(rest, used)) == err(error::frame_too_big));
     }
 
     // --------------------------------------------------------------------------- UTF-8

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -10,6 +11,7 @@
 namespace {
 
 using wscoro::protocol::apply_mask;
+namespace detail = wscoro::protocol::detail;
 using wscoro::protocol::copy_masked;
 using wscoro::protocol::mask_key;
 using bytes = std::vector<std::byte>;
@@ -204,5 +206,87 @@ TEST_SUITE("masking") {
         CHECK(src == before);
         apply_mask(dst, key, 2);
         CHECK(dst == src);
+    }
+
+    // ---------------------------------------------------------------- detail (fast path)
+    TEST_CASE("mask_word: every phase gives the key rotated to that phase, twice") {
+        for (const mask_key& k : {key, other_key}) {
+            for (std::uint64_t offset :
+                 {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{2}, std::uint64_t{3},
+                  std::uint64_t{6}, (std::uint64_t{1} << 40) + 1,
+                  std::numeric_limits<std::uint64_t>::max()}) {
+                CAPTURE(offset);
+                const std::uint64_t w = detail::mask_word(k, offset);
+                std::byte got[8];
+                std::memcpy(got, &w, sizeof w);
+                for (std::size_t j = 0; j < 8; ++j)
+                    CHECK(got[j] == k[(offset + j) % 4]);
+            }
+        }
+    }
+
+    TEST_CASE("xor_mask_or: every phase, length 0..100 and alignment, in place and copying") {
+        std::mt19937 rng(6);
+        for (std::size_t shift = 0; shift < 16; ++shift) {
+            for (std::size_t n = 0; n <= 100; ++n) {
+                for (std::uint64_t offset = 0; offset < 4; ++offset) {
+                    CAPTURE(shift);
+                    CAPTURE(n);
+                    CAPTURE(offset);
+                    const bytes original = random_bytes(n + 32, rng);
+                    bytes want = original;
+                    reference_mask(want.data() + 16 + shift, n, key, offset);
+                    bool want_high = false;
+                    for (std::size_t i = 0; i < n; ++i)
+                        want_high =
+                            want_high || (want[16 + shift + i] & std::byte{0x80}) != std::byte{0};
+
+                    bytes got = original;
+                    std::byte* p = got.data() + 16 + shift;
+                    const std::uint64_t bits =
+                        detail::xor_mask_or(p, p, n, detail::mask_word(key, offset));
+                    CHECK(got == want);
+                    CHECK(((bits & detail::high_bits) != 0) == want_high);
+
+                    bytes copied = original;
+                    const std::uint64_t copy_bits = detail::xor_mask_or(
+                        copied.data() + 16 + shift, original.data() + 16 + shift, n,
+                        detail::mask_word(key, offset));
+                    CHECK(copied == want);
+                    CHECK(copy_bits == bits);
+                }
+            }
+        }
+    }
+
+    TEST_CASE("xor_mask_or: one non-ASCII output byte at every position is seen") {
+        // The decoder's fast path takes "no high bit in the result" for "all ASCII": a single
+        // byte >= 0x80 anywhere (in the 32- and 16-byte vectors, the word, the half word or
+        // the last bytes) must show, whatever the phase.
+        for (std::size_t n = 1; n <= 80; ++n) {
+            for (std::size_t at = 0; at < n; ++at) {
+                for (std::uint64_t offset = 0; offset < 4; ++offset) {
+                    for (unsigned high : {0x80u, 0xFFu, 0xC3u}) {
+                        CAPTURE(n);
+                        CAPTURE(at);
+                        CAPTURE(offset);
+                        CAPTURE(high);
+                        bytes plain(n, std::byte{'a'});
+                        plain[at] = static_cast<std::byte>(high);
+                        bytes data = plain;
+                        reference_mask(data.data(), n, other_key, offset);  // the wire bytes
+                        const std::uint64_t bits = detail::xor_mask_or(
+                            data.data(), data.data(), n, detail::mask_word(other_key, offset));
+                        CHECK(data == plain);
+                        CHECK((bits & detail::high_bits) != 0);
+                    }
+                }
+            }
+            bytes ascii(n, std::byte{0x7F});
+            reference_mask(ascii.data(), n, other_key, 0);
+            CHECK((detail::xor_mask_or(ascii.data(), ascii.data(), n,
+                                       detail::mask_word(other_key, 0)) &
+                   detail::high_bits) == 0);
+        }
     }
 }

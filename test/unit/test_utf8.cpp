@@ -573,4 +573,83 @@ TEST_SUITE("utf8") {
         CHECK(v.feed("\xAC"));
         CHECK(v.complete());
     }
+
+    // The validator skips ASCII 32 and 8 bytes at a time, stops at the first non-ASCII byte of
+    // a word, and then runs its DFA over 16 bytes before it looks for ASCII again. These cases
+    // put every kind of byte at every position relative to those words and runs.
+
+    TEST_CASE("DFA runs: a bad byte at every position of non-ASCII text, every alignment") {
+        const bytes chars[] = {{0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
+        const bytes bads[] = {{0x80},       {0xFF},       {0xC1, 0xBF}, {0xE0, 0x80},
+                              {0xED, 0xBF}, {0xF4, 0x90}, {0xE2, 0x41}, {0xF0, 0x9F, 0x98, 0x41}};
+        mismatch_log log;
+        for (std::size_t shift = 0; shift < 8; ++shift) {
+            for (const auto& c : chars) {
+                // ASCII, then non-ASCII text long enough for three DFA runs.
+                bytes text(shift, 'a');
+                while (text.size() < shift + 56)
+                    text = text + c;
+                for (std::size_t k = shift; k <= text.size(); ++k) {
+                    for (const auto& bad : bads) {
+                        // The bad bytes overwrite text from k on (possibly mid-character).
+                        bytes s(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(k));
+                        s = s + bad +
+                            bytes(text.begin() + static_cast<std::ptrdiff_t>(k), text.end());
+                        const ref_status want = reference_validate(s);
+                        utf8_validator whole;
+                        const bool fed = feed(whole, s);
+                        if (fed != (want != ref_status::invalid) ||
+                            whole.complete() != (want == ref_status::complete))
+                            log.add(hex(s) + " fed whole");
+                        // The exact failing byte: every prefix agrees with the reference.
+                        log.add(compare_bytewise(s));
+                        for (std::size_t cut = 1; cut < s.size(); ++cut)
+                            log.add(compare_pieces(s, {cut, s.size()}));
+                    }
+                }
+            }
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+    }
+
+    TEST_CASE("differential: 1500 long mixed strings, whole, byte by byte and at every split") {
+        std::mt19937 rng(20240702);
+        const bytes pieces[] = {{'a'},
+                                {'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'},
+                                bytes(20, 'z'),
+                                {0xC3, 0xA9},
+                                {0xD0, 0x96},
+                                {0xE2, 0x82, 0xAC},
+                                {0xED, 0x9F, 0xBF},
+                                {0xEF, 0xBF, 0xBD},
+                                {0xF0, 0x9F, 0x98, 0x80},
+                                {0xF4, 0x8F, 0xBF, 0xBF}};
+        mismatch_log log;
+        std::size_t invalid = 0;
+        for (int iter = 0; iter < 1500; ++iter) {
+            bytes s;
+            const std::size_t target = rng() % 150;
+            while (s.size() < target)
+                s = s + pieces[rng() % std::size(pieces)];
+            // Two in three strings get one byte changed to anything at all.
+            if (!s.empty() && rng() % 3 != 0)
+                s[rng() % s.size()] = static_cast<unsigned char>(rng() % 256);
+            if (reference_validate(s) == ref_status::invalid) ++invalid;
+            utf8_validator whole;
+            const ref_status want = reference_validate(s);
+            if (feed(whole, s) != (want != ref_status::invalid) ||
+                whole.complete() != (want == ref_status::complete))
+                log.add(hex(s) + " fed whole");
+            log.add(compare_bytewise(s));
+            for (std::size_t cut = 1; cut < s.size(); ++cut)
+                log.add(compare_pieces(s, {cut, s.size()}));
+            std::vector<std::size_t> cuts;
+            for (std::size_t at = 1; at < s.size(); ++at)
+                if (rng() % 9 == 0) cuts.push_back(at);
+            cuts.push_back(s.size());
+            log.add(compare_pieces(s, cuts));
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+        CHECK(invalid > 300);
+    }
 }

@@ -93,7 +93,9 @@ enum class header_status : std::uint8_t { incomplete, complete, failed };
 class message_assembly {
   public:
     message_assembly(frame_limits limits, std::size_t contiguous_limit) noexcept
-        : limits_(limits), contiguous_limit_(contiguous_limit) {}
+        : limits_(limits),
+          single_frame_limit_(single_frame_limit(limits)),
+          contiguous_limit_(contiguous_limit) {}
 
     /// message_decoder::next's contract, with `framing`'s header format and masking. Forced
     /// inline into each decoder's next(), so that the RFC 6455 path stays one function.
@@ -110,7 +112,25 @@ class message_assembly {
     /// check_length) comes next.
     void start_frame(bool fin, opcode op) noexcept;
 
-    void set_limits(frame_limits limits) noexcept { limits_ = limits; }
+    /// For a decoder's whole-frame fast path: true between frames (none of a header read,
+    /// as far as this class knows) and between messages, so a FIN text/binary frame may come.
+    bool at_message_boundary() const noexcept { return state_ == state::header && !message_open_; }
+    /// For the fast path: the largest payload a single-frame message may have (the smaller
+    /// of the two limits, kept so the fast path compares once).
+    std::uint64_t single_frame_limit() const noexcept { return single_frame_limit_; }
+    /// For the fast path, at a message boundary: `in` starts with a whole single-frame text or
+    /// binary message (FIN set, RSV clear, length within single_frame_limit(), all checked by
+    /// the caller) whose `length` payload bytes at in[header...] are already unmasked.
+    /// `ascii`: the caller saw that they are all ASCII (valid UTF-8, nothing to check).
+    /// Validates text, updates the state and returns the event and `consumed` exactly as
+    /// decode() would for the same bytes. Defined in message_assembly.hpp.
+    decoder_event whole_message(opcode op, std::span<std::byte> in, std::size_t header,
+                                std::size_t length, bool ascii, std::size_t& consumed) noexcept;
+
+    void set_limits(frame_limits limits) noexcept {
+        limits_ = limits;
+        single_frame_limit_ = single_frame_limit(limits);
+    }
     const frame_limits& limits() const noexcept { return limits_; }
     void set_contiguous_limit(std::size_t n) noexcept { contiguous_limit_ = n; }
     bool in_message() const noexcept { return message_open_; }
@@ -122,6 +142,10 @@ class message_assembly {
   private:
     enum class state : std::uint8_t { header, payload, closed, failed };
 
+    static constexpr std::uint64_t single_frame_limit(const frame_limits& l) noexcept {
+        return l.max_frame_size < l.max_message_size ? l.max_frame_size : l.max_message_size;
+    }
+
     decoder_event fail(std::error_code ec) noexcept;
     template <class Framing>
     bool prepare(const Framing& framing, std::span<std::byte> fresh, std::uint64_t offset) noexcept;
@@ -129,6 +153,7 @@ class message_assembly {
     decoder_event finish_control(const Framing& framing, std::span<std::byte> payload) noexcept;
 
     frame_limits limits_;
+    std::uint64_t single_frame_limit_;
     std::size_t contiguous_limit_;
     state state_ = state::header;
 
@@ -180,6 +205,9 @@ class message_decoder {
                              std::size_t contiguous_limit = 64 * 1024) noexcept
         : role_(r), msg_(limits, contiguous_limit) {}
 
+    /// See the contract above. A whole single-frame text or binary message at the front of
+    /// `in` (the steady state of small messages) takes a fast path that gives the same
+    /// events, `consumed` values and state as the general, resumable one.
     decoder_event next(std::span<std::byte> in, std::size_t& consumed);
 
     /// Changes the limits; applies from the next frame header.
@@ -195,6 +223,9 @@ class message_decoder {
 
   private:
     friend class detail::message_assembly;
+
+    // The general path: detail::message_assembly::decode, resumable at any byte.
+    decoder_event next_slow(std::span<std::byte> in, std::size_t& consumed);
 
     // The hooks detail::message_assembly::decode calls (see there).
     detail::header_status read_header(std::span<const std::byte> in, std::size_t& pos,

@@ -140,6 +140,40 @@ inline void message_assembly::start_frame(bool fin, opcode op) noexcept {
     }
 }
 
+inline decoder_event message_assembly::whole_message(opcode op, std::span<std::byte> in,
+                                                     std::size_t header, std::size_t length,
+                                                     bool ascii, std::size_t& consumed) noexcept {
+    // What start_frame and the end of the payload state do for such a frame; the fields
+    // decode() would set and reset again on the way (remaining_, frame_offset_, prepared_,
+    // message_size_, message_open_) already have their between-messages values.
+    fin_ = true;
+    op_ = op;
+    message_type_ = op;
+    utf8_.reset();
+    // The previous assembled message (if any) was handed out before this call.
+    assembly_.clear();
+    const auto body = in.subspan(header, length);
+    if (op == opcode::text && !ascii) {
+        // RFC 6455 §8.1: text must be UTF-8. decode() would have consumed the header before
+        // checking the payload, and the whole frame before finding a code point cut off at
+        // its end.
+        if (!utf8_.feed(body)) {
+            consumed = header;
+            return fail(make_error_code(error::bad_frame_payload));
+        }
+        if (!utf8_.complete()) {
+            consumed = header + length;
+            return fail(make_error_code(error::bad_frame_payload));
+        }
+    }
+    consumed = header + length;
+    decoder_event ev;
+    ev.kind = event_kind::message;
+    ev.type = op;
+    ev.payload = body;
+    return ev;
+}
+
 template <class Framing>
 bool message_assembly::prepare(const Framing& framing, std::span<std::byte> fresh,
                                std::uint64_t offset) noexcept {

@@ -1,0 +1,143 @@
+// Microbenchmark of the sans-I/O decode path: ns per frame of protocol::codec::next over a
+// buffer of masked client frames, used exactly as connection_impl::receive() uses it (server
+// role, protocol version 13, default limits, contiguous limit = 64 KiB read buffer - 14; one
+// next() per event, `consumed` bytes dropped from the front).
+//
+//   meson setup --buildtype=release build && meson test -C build --benchmark decode -v
+//   or: ninja -C build test/bench/decode_bench && nice build/test/bench/decode_bench [reps]
+//
+// Each case encodes its frames once; every repetition restores the masked bytes (the decoder
+// unmasks in place) and times only the decode loop. The best repetition is reported, since
+// the machine is shared and noise only ever adds time.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "wscoro/protocol/codec.hpp"
+#include "wscoro/protocol/frame.hpp"
+
+namespace {
+
+using namespace wscoro::protocol;
+
+// As lib/connection.cpp: a 64 KiB read buffer, the decoder keeps at most that minus a header.
+constexpr std::size_t read_buffer_size = 64 * 1024;
+
+struct bench_case {
+    const char* name;
+    opcode op;
+    std::vector<std::byte> payload;
+    std::size_t frames;  // frames per buffer (the buffer stays well inside L2)
+};
+
+std::vector<std::byte> ascii_text(std::size_t n) {
+    std::vector<std::byte> out(n);
+    for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<std::byte>('a' + i % 26);
+    return out;
+}
+
+// 64 bytes: ASCII with a 2-byte (é), a 3-byte (€) and a 4-byte (😀) character in it.
+std::vector<std::byte> mixed_text() {
+    const std::string s = "Hello w\xC3\xA9rld, price 5\xE2\x82\xAC, smile \xF0\x9F\x98\x80 ok";
+    std::string t = s;
+    while (t.size() < 64)
+        t += 'x';
+    t.resize(64);
+    std::vector<std::byte> out(t.size());
+    std::memcpy(out.data(), t.data(), t.size());
+    return out;
+}
+
+std::vector<std::byte> binary(std::size_t n) {
+    std::vector<std::byte> out(n);
+    std::uint32_t x = 12345;
+    for (auto& b : out) {
+        x = x * 1103515245u + 12345u;
+        b = static_cast<std::byte>(x >> 24);
+    }
+    return out;
+}
+
+// Decodes the whole buffer once; returns the number of messages (sanity check) and folds the
+// payload sizes into `sink` so nothing can be optimised away.
+std::size_t decode_all(codec& dec, std::span<std::byte> buf, std::uint64_t& sink) {
+    std::size_t begin = 0;
+    std::size_t messages = 0;
+    for (;;) {
+        std::size_t consumed = 0;
+        const auto ev = dec.next(buf.subspan(begin), consumed);
+        begin += consumed;
+        if (ev.kind == event_kind::message) {
+            ++messages;
+            sink += ev.payload.size() + std::to_integer<unsigned>(ev.payload[0]);
+            continue;
+        }
+        if (ev.kind == event_kind::need_more) break;
+        std::fprintf(stderr, "decode_bench: unexpected event %d (%s)\n", static_cast<int>(ev.kind),
+                     ev.ec.message().c_str());
+        std::exit(1);
+    }
+    return messages;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 200;
+
+    bench_case cases[] = {
+        {"text 64 B ASCII", opcode::text, ascii_text(64), 512},
+        {"text 64 B UTF-8", opcode::text, mixed_text(), 512},
+        {"text 4 KiB ASCII", opcode::text, ascii_text(4096), 32},
+        {"binary 125 B", opcode::binary, binary(125), 512},
+    };
+
+    std::uint64_t sink = 0;
+    std::printf("%-18s %8s %10s %10s\n", "case", "frames", "ns/frame", "GB/s");
+    for (auto& c : cases) {
+        std::vector<std::byte> wire;
+        for (std::size_t i = 0; i < c.frames; ++i) {
+            // A different key per frame, as a browser sends.
+            const auto k = static_cast<std::uint32_t>(0x9E3779B9u * (i + 1));
+            const mask_key key = {std::byte(k >> 24), std::byte(k >> 16), std::byte(k >> 8),
+                                  std::byte(k)};
+            append_frame(wire, c.op, true, c.payload, &key);
+        }
+        std::vector<std::byte> buf(wire.size());
+        codec dec(role::server, 13, frame_limits{}, read_buffer_size - max_header_size);
+
+        // Bounded: `inner` passes per timed repetition, `reps` repetitions.
+        const std::size_t inner = std::max<std::size_t>(1, 20000 / c.frames);
+        double best = 1e300;
+        for (int r = 0; r < reps; ++r) {
+            double ns = 0;
+            for (std::size_t k = 0; k < inner; ++k) {
+                std::memcpy(buf.data(), wire.data(), wire.size());
+                const auto t0 = std::chrono::steady_clock::now();
+                const std::size_t n = decode_all(dec, buf, sink);
+                const auto t1 = std::chrono::steady_clock::now();
+                if (n != c.frames) {
+                    std::fprintf(stderr, "decode_bench: %s: %zu of %zu messages\n", c.name, n,
+                                 c.frames);
+                    return 1;
+                }
+                ns += std::chrono::duration<double, std::nano>(t1 - t0).count();
+            }
+            best = std::min(best, ns / static_cast<double>(inner * c.frames));
+        }
+        std::printf("%-18s %8zu %10.2f %10.2f\n", c.name, c.frames, best,
+                    static_cast<double>(c.payload.size()) / best);
+    }
+    // Printed so that the decoding cannot be optimised away.
+    std::printf("(checksum %llu)\n", static_cast<unsigned long long>(sink % 1000));
+    return 0;
+}
