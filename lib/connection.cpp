@@ -554,10 +554,22 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
         decoder_.set_hybi04_key(key);
     }
     const auto& response = n.response;
-    auto op = std::visit(
-        [&](auto& s) { return asio::async_write(s, asio::buffer(response), use_tuple); }, stream_);
-    auto [wec, wn] = co_await std::move(op);
-    (void)wn;
+    std::error_code wec;
+    std::size_t written = 0;
+    if (auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_)) {
+        // Usually the whole answer fits in the socket at once: no operation, no ioctl().
+        const asio::const_buffer whole = asio::buffer(response);
+        written = write_now(*sock, std::span(&whole, 1), wec);
+    }
+    if (!wec && written < response.size()) {
+        auto op = std::visit(
+            [&](auto& s) {
+                return asio::async_write(s, asio::buffer(response) + written, use_tuple);
+            },
+            stream_);
+        std::size_t wn = 0;
+        std::tie(wec, wn) = co_await std::move(op);
+    }
     if (wec) {
         // (If the handshake timer closed the socket, it has reported already.)
         if (!socket_closed_) {
@@ -868,9 +880,6 @@ void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
         // RFC 6455 §5.5.1: answer with a Close, echoing the status code received.
         enqueue_close(ev.close_code == close_code::no_status ? 0 : ev.close_code, {});
     }
-    // Our answer must get out within the close timeout (a peer that sends its Close but stops
-    // reading could otherwise hold the connection forever); begin_linger re-arms the timer.
-    start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
     peer_close_received_ = true;
     // Clean once our answer is out (begin_linger); a failed write makes it 1006 first.
     clean_close_pending_ = true;
@@ -878,7 +887,12 @@ void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
     pending_close_reason_ = std::move(reason);
     state_ = connection_state::closed;
     // RFC 6455 §7.1.1: the server closes the TCP connection first, once the Close is out.
+    // Usually our answer is written at once and the socket closed right here.
     shutdown_after_flush();
+    // If not, it must get out within the close timeout (a peer that sends its Close but stops
+    // reading could otherwise hold the connection forever); begin_linger re-arms the timer.
+    if (!socket_closed_ && !linger_started_)
+        start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
     notify();
 }
 
@@ -1205,21 +1219,23 @@ asio::awaitable<void> connection_impl::finish(std::uint16_t code, std::string_vi
 
 void connection_impl::shutdown_after_flush() {
     shutdown_pending_ = true;
-    if (!writing_ && !flush_scheduled_) start_write();
+    // (A flush already posted then finds the queue written and the linger begun.)
+    if (!writing_) start_write();
 }
 
 void connection_impl::begin_linger() {
-    if (socket_closed_) return;
+    if (socket_closed_ || linger_started_) return;
     shutdown_pending_ = false;
+    linger_started_ = true;
     if (clean_close_pending_) {
         // Everything queued, our Close included, is written: both Close frames are through.
         clean_close_pending_ = false;
         set_close_info(pending_close_code_, std::move(pending_close_reason_), true, {});
         notify();
     }
-    start_timer(std::min(config_->timeouts.close, max_linger), {});
 #if WSCORO_HAS_TLS
     if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+        start_timer(std::min(config_->timeouts.close, max_linger), {});
         // TLS: send close_notify and wait for the peer's (bounded by the linger timer).
         tls->async_shutdown([self = shared_from_this()](std::error_code) { self->force_close(); });
         return;
@@ -1230,15 +1246,22 @@ void connection_impl::begin_linger() {
     if (peer_close_received_) {
         // The peer sent its Close, so it sends no more data: if nothing is unread, closing
         // now cannot provoke a RST, and the FIN goes out as RFC 6455 §7.1.1 wants (the
-        // server closes first). Saves a shutdown(), a read and a wait per connection.
-        std::error_code rec;
-        (void)read_now(tcp(), rec);
-        if (rec == asio::error::would_block || rec == asio::error::try_again ||
-            rec == asio::error::eof) {
+        // server closes first). Saves a shutdown(), a read and a wait per connection. The
+        // read that brought the Close emptied the socket unless it filled the buffer (see
+        // socket_fast_path.hpp); only then look again.
+        bool drained = !last_read_full_;
+        if (!drained) {
+            std::error_code rec;
+            (void)read_now(tcp(), rec);
+            drained = rec == asio::error::would_block || rec == asio::error::try_again ||
+                      rec == asio::error::eof;
+        }
+        if (drained) {
             force_close();
             return;
         }
     }
+    start_timer(std::min(config_->timeouts.close, max_linger), {});
     // Half-close: our FIN tells the peer we are done (RFC 6455 §7.1.1: the server closes
     // first), then read until its FIN so unread bytes cannot provoke a RST.
     std::error_code ignored;

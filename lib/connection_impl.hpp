@@ -295,6 +295,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool flush_scheduled_ = false;
     bool close_sent_ = false;
     bool shutdown_pending_ = false;  // half-close once the queue is flushed
+    bool linger_started_ = false;    // begin_linger ran (it runs once)
     bool socket_closed_ = false;
 
     std::optional<asio::steady_timer> timer_;   // handshake, close or linger deadline

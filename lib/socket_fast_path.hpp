@@ -155,9 +155,13 @@ struct initiate_readable_wait {
 
 /// Waits until the socket may have bytes to read. Completion: void(std::error_code).
 ///
-/// Contract (fast path): the caller reads with recv(MSG_DONTWAIT) until a short read, EAGAIN
-/// or end of stream before the next wait. A read that filled its buffer may have left bytes
-/// behind, and no new edge would announce them.
+/// Contract (fast path): after each completed wait the caller reads with recv(MSG_DONTWAIT)
+/// until a short read, EAGAIN or end of stream before it waits again. A read that filled its
+/// buffer may have left bytes behind, and no new edge would announce them. Two waits with no
+/// read between are wrong too: the first may have consumed the flag raised by an edge whose
+/// bytes are still unread (an edge processed before the wait began, e.g. the one
+/// epoll_ctl(ADD) raises for a request that came with the connection), and the second would
+/// then wait for an edge that never comes.
 template <typename Token>
 auto async_wait_readable(asio::ip::tcp::socket& socket, Token&& token) {
 #if WSCORO_SOCKET_FAST_PATH
