@@ -715,58 +715,19 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
 
     for (;;) {
         const auto st = state_.load();
-        if (st == connection_state::closed || st == connection_state::handshake)
+        if (st == connection_state::handshake) co_return std::nullopt;
+        if (st == connection_state::closed) {
+            // After the peer's Close the close is clean only once our Close is written too:
+            // wait for that (or for the write to fail), so close_info() is final when
+            // receive() ends.
+            while (clean_close_pending_ && !socket_closed_)
+                co_await wait_signal();
             co_return std::nullopt;
-        if (decoder_.limits().max_frame_size != max_frame_size.load(std::memory_order_relaxed)) {
-            auto limits = decoder_.limits();
-            limits.max_frame_size = max_frame_size.load(std::memory_order_relaxed);
-            decoder_.set_limits(limits);
         }
-
-        std::size_t consumed = 0;
-        const auto ev =
-            decoder_.next(std::span(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_), consumed);
-        rb_begin_ += consumed;
-        switch (ev.kind) {
-            case protocol::event_kind::message:
-                log_frame("in", ev.type, ev.payload);
-                co_return message(
-                    ev.type == opcode::text ? message_type::text : message_type::binary,
-                    ev.payload);
-            case protocol::event_kind::ping:
-                log_frame("in", opcode::ping, ev.payload);
-                // RFC 6455 §5.5.2: answer with a Pong carrying the same payload (unless we
-                // already sent our Close, after which we send nothing more).
-                if (close_sent_) {
-                } else if (buffered_.load(std::memory_order_relaxed) <= config_->write_high_water) {
-                    enqueue(opcode::pong, ev.payload, true);
-                } else {
-                    // A ping flood from a peer that does not read: keep only the latest
-                    // ping, answered once the queue drains, so memory stays bounded.
-                    std::copy(ev.payload.begin(), ev.payload.end(), late_pong_.begin());
-                    late_pong_size_ = ev.payload.size();
-                    late_pong_pending_ = true;
-                }
-                if (deliver_control) co_return message(message_type::ping, ev.payload);
-                continue;
-            case protocol::event_kind::pong:
-                log_frame("in", opcode::pong, ev.payload);
-                if (deliver_control) co_return message(message_type::pong, ev.payload);
-                continue;
-            case protocol::event_kind::close:
-                log_frame("in", opcode::close, ev.payload);
-                on_peer_close(ev);
-                // The close is clean only once our Close is written too: wait for that (or
-                // for the write to fail), so close_info() is final when receive() ends.
-                while (clean_close_pending_ && !socket_closed_)
-                    co_await wait_signal();
-                co_return std::nullopt;
-            case protocol::event_kind::error:
-                fail_connection(ev.ec);
-                co_return std::nullopt;
-            case protocol::event_kind::need_more:
-                break;
-        }
+        std::optional<message> m;
+        const auto step = decode_step(m);
+        if (step == decode_result::message) co_return m;
+        if (step == decode_result::again || step == decode_result::ended) continue;
 
         // Everything the handler queued while it worked through the last read goes out now,
         // in one send(), before we wait (the posted flush then finds nothing to do).
@@ -816,6 +777,84 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             ping_outstanding_ = false;
         }
     }
+}
+
+connection_impl::decode_result connection_impl::decode_step(std::optional<message>& out) {
+    if (decoder_.limits().max_frame_size != max_frame_size.load(std::memory_order_relaxed)) {
+        auto limits = decoder_.limits();
+        limits.max_frame_size = max_frame_size.load(std::memory_order_relaxed);
+        decoder_.set_limits(limits);
+    }
+    std::size_t consumed = 0;
+    const auto ev =
+        decoder_.next(std::span(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_), consumed);
+    rb_begin_ += consumed;
+    switch (ev.kind) {
+        case protocol::event_kind::message:
+            log_frame("in", ev.type, ev.payload);
+            out.emplace(ev.type == opcode::text ? message_type::text : message_type::binary,
+                        ev.payload);
+            return decode_result::message;
+        case protocol::event_kind::ping:
+            log_frame("in", opcode::ping, ev.payload);
+            // RFC 6455 §5.5.2: answer with a Pong carrying the same payload (unless we
+            // already sent our Close, after which we send nothing more).
+            if (close_sent_) {
+            } else if (buffered_.load(std::memory_order_relaxed) <= config_->write_high_water) {
+                enqueue(opcode::pong, ev.payload, true);
+            } else {
+                // A ping flood from a peer that does not read: keep only the latest ping,
+                // answered once the queue drains, so memory stays bounded.
+                std::copy(ev.payload.begin(), ev.payload.end(), late_pong_.begin());
+                late_pong_size_ = ev.payload.size();
+                late_pong_pending_ = true;
+            }
+            if (!deliver_control) return decode_result::again;
+            out.emplace(message_type::ping, ev.payload);
+            return decode_result::message;
+        case protocol::event_kind::pong:
+            log_frame("in", opcode::pong, ev.payload);
+            if (!deliver_control) return decode_result::again;
+            out.emplace(message_type::pong, ev.payload);
+            return decode_result::message;
+        case protocol::event_kind::close:
+            log_frame("in", opcode::close, ev.payload);
+            on_peer_close(ev);
+            return decode_result::ended;
+        case protocol::event_kind::error:
+            fail_connection(ev.ec);
+            return decode_result::ended;
+        case protocol::event_kind::need_more:
+            break;
+    }
+    return decode_result::need_more;
+}
+
+std::optional<message> connection_impl::try_receive() {
+    // Only what is already read, and only in the open state: everything else (I/O, the end
+    // of the connection, a receive() in progress) is receive()'s business.
+    if (reader_active_ || !on_strand()) return std::nullopt;
+    for (;;) {
+        if (state_.load(std::memory_order_relaxed) != connection_state::open ||
+            rb_begin_ == rb_end_)
+            return std::nullopt;
+        std::optional<message> m;
+        const auto step = decode_step(m);
+        if (step == decode_result::message) return m;
+        if (step != decode_result::again) return std::nullopt;
+    }
+}
+
+bool connection_impl::try_send(opcode op, byte_span payload) {
+    // The conditions under which send_frame() would queue a copy and complete at once.
+    if (payload.size() >= zero_copy_threshold || !on_strand() || check_can_send(op, false))
+        return false;
+    const auto after =
+        buffered_.load(std::memory_order_relaxed) + payload.size() + protocol::max_header_size;
+    if (after > config_->write_high_water ||
+        (config_->slow_consumer == slow_consumer_policy::close && after > config_->max_outbound))
+        return false;
+    return !enqueue(op, payload, false);
 }
 
 void connection_impl::trim_write_buffers(std::size_t keep) {
@@ -1454,6 +1493,20 @@ asio::awaitable<bool> send_control(const std::shared_ptr<connection_impl>& impl,
     co_return true;
 }
 
+opcode opcode_for(message_type t) noexcept {
+    switch (t) {
+        case message_type::text:
+            return opcode::text;
+        case message_type::binary:
+            return opcode::binary;
+        case message_type::ping:
+            return opcode::ping;
+        case message_type::pong:
+            return opcode::pong;
+    }
+    return opcode::binary;
+}
+
 void throw_if(std::error_code ec) {
     if (ec) throw wscoro::system_error(ec);
 }
@@ -1510,22 +1563,25 @@ asio::awaitable<void> connection::send_binary(std::span<const std::byte> data) c
 }
 
 asio::awaitable<void> connection::send(const message& msg) const {
-    opcode op = opcode::binary;
-    switch (msg.type()) {
-        case message_type::text:
-            op = opcode::text;
-            break;
-        case message_type::binary:
-            op = opcode::binary;
-            break;
-        case message_type::ping:
-            op = opcode::ping;
-            break;
-        case message_type::pong:
-            op = opcode::pong;
-            break;
-    }
-    return send_any(impl_, op, msg.data(), nullptr);
+    return send_any(impl_, opcode_for(msg.type()), msg.data(), nullptr);
+}
+
+std::optional<message> connection::try_receive() const {
+    if (!impl_) return std::nullopt;
+    return impl_->try_receive();
+}
+
+bool connection::try_send(std::string_view text) const {
+    if (!impl_ || !protocol::is_valid_utf8(text)) return false;
+    return impl_->try_send(opcode::text, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+bool connection::try_send_binary(std::span<const std::byte> data) const {
+    return impl_ && impl_->try_send(opcode::binary, data);
+}
+
+bool connection::try_send(const message& msg) const {
+    return impl_ && impl_->try_send(opcode_for(msg.type()), msg.data());
 }
 
 asio::awaitable<bool> connection::ping(std::string_view body) const {

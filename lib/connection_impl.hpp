@@ -132,6 +132,11 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // --- the API (on the strand) ---
     asio::awaitable<std::optional<message>> receive();
+    /// The next message if it is complete in bytes already read; never suspends (see
+    /// connection::try_receive).
+    std::optional<message> try_receive();
+    /// Queues a copy of one frame if that needs no waiting (see connection::try_send).
+    bool try_send(protocol::opcode op, std::span<const std::byte> payload);
     /// Queues one frame, then waits while the queue is above the high-water mark. Errors go
     /// to `*ec`, or are thrown as wscoro::system_error when `ec` is null.
     asio::awaitable<void> send_frame(protocol::opcode op, std::span<const std::byte> payload,
@@ -192,6 +197,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     asio::ip::tcp::socket& tcp() noexcept;
 
     // read side
+    enum class decode_result { message, again, ended, need_more };
+    /// Decodes the next event from the read buffer and acts on it (pings answered, the
+    /// peer's Close answered, protocol errors failing the connection). `message`: `out`
+    /// holds it; `again`: a control frame was handled; `ended`: the connection is closing;
+    /// `need_more`: nothing complete is buffered.
+    decode_result decode_step(std::optional<message>& out);
     void prepare_read_buffer();
     void release_read_buffer();
     void trim_write_buffers(std::size_t keep);

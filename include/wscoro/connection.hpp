@@ -83,6 +83,29 @@ class connection {
     /// no second UTF-8 check. Ping and pong messages are sent as ping and pong.
     asio::awaitable<void> send(const message& msg) const;
 
+    // --- The non-suspending fast path. A pipelining peer sends many messages per read;
+    // receive() and send() cost a coroutine call each (a frame and two trips through
+    // Asio's scheduler loop), which is most of the CPU spent on a small message. These
+    // never suspend and allocate nothing. Call them from the connection's handler (its
+    // strand); anywhere else they do nothing and return empty / false. ---
+
+    /// The next message if it is complete in the bytes already read: no I/O. Empty when
+    /// receive() would have to wait for the network, when the connection is not open (then
+    /// receive() reports the end) or while a receive() is pending. Pings are answered and
+    /// control frames handled as by receive(). The message's bytes stay valid until the
+    /// next receive() or try_receive() call.
+    std::optional<message> try_receive() const;
+    /// Queues `text` as one text frame if that needs no waiting: the connection is open,
+    /// the payload is under 64 KiB (send() writes larger ones without a copy) and the queue
+    /// stays under the high-water mark. True: queued (written in the background, as by
+    /// send()). False: nothing was queued; send() then waits for room or reports the error
+    /// (also for `text` that is not UTF-8).
+    bool try_send(std::string_view text) const;
+    /// As try_send(text), for one binary frame.
+    bool try_send_binary(std::span<const std::byte> data) const;
+    /// As send(const message&) (an exact echo), if that needs no waiting; see try_send(text).
+    bool try_send(const message& msg) const;
+
     /// Sends a Ping (payload at most 125 bytes, else error::control_too_big). The Pong comes
     /// back through receive() when control frames are delivered. Returns false (sending
     /// nothing) if the protocol version has no ping. Throws as send().

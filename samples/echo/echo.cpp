@@ -12,8 +12,15 @@
 namespace {
 
 asio::awaitable<void> echo(wscoro::connection ws) {
-    while (auto msg = co_await ws.receive())
-        co_await ws.send(*msg);
+    while (auto msg = co_await ws.receive()) {
+        // Echo it, then every message that came in the same read: try_receive() and
+        // try_send() never suspend, so a pipelining client's burst costs no coroutine switch
+        // per message. When try_send() cannot queue without waiting, send() waits (or
+        // throws once the connection is gone).
+        do {
+            if (!ws.try_send(*msg)) co_await ws.send(*msg);
+        } while ((msg = ws.try_receive()));
+    }
 }
 
 constexpr std::string_view usage =

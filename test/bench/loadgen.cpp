@@ -519,7 +519,12 @@ void loadgen::send_message(std::size_t i) {
         std::memcpy(c.out.grow(size), p, size);
         return;
     }
-    const u64 h = o_.sc == scenario::soak ? msg_hash(i, n) : 1;
+    // Every scenario but soak sends each message as one frame (the workloads).
+    if (o_.sc != scenario::soak) {
+        append_frame(c.out, type, p, size);
+        return;
+    }
+    const u64 h = msg_hash(i, n);
     if (((h >> 9) & 3) != 0) {
         append_frame(c.out, type, p, size);
         return;

@@ -136,11 +136,11 @@ TEST_SUITE("echo") {
         });
     }
 
-    TEST_CASE("a busy connection that falls quiet gives its buffer back and keeps working") {
-        // After a couple of messages a connection reads with its buffer left in the reactor;
-        // 0.5 to 1 s without data cancels that read (the buffer goes back to the pool) and
-        // the connection waits for readability instead. Nothing may be lost on the way, also
-        // when the quiet period starts in the middle of a frame.
+    TEST_CASE("pauses between messages and inside a frame lose nothing") {
+        // A connection waits for readability with no buffer once everything read is
+        // consumed, and keeps its buffer (and the partial frame in it) when a pause starts
+        // in the middle of a frame. Each wait after a short read is one the reactor must
+        // end on the next edge (lib/socket_fast_path.hpp).
         const bool single = executor_mode();
         server_fixture f;
         f.options.single_threaded = single;
@@ -159,7 +159,7 @@ TEST_SUITE("echo") {
                         co_await c.send_text(s);
                         co_await expect_message(c, opcode::text, bytes(s));
                     }
-                    co_await sleep_for(std::chrono::milliseconds(1200));
+                    co_await sleep_for(std::chrono::milliseconds(100));
                 }
                 // Half a frame, a quiet period, then the rest.
                 std::vector<std::byte> frame;
@@ -167,7 +167,7 @@ TEST_SUITE("echo") {
                 protocol::append_frame(frame, opcode::binary, true, bytes("split by silence"), &mk);
                 const auto half = frame.size() / 2;
                 co_await c.write_raw(std::span(frame).first(half));
-                co_await sleep_for(std::chrono::milliseconds(1200));
+                co_await sleep_for(std::chrono::milliseconds(100));
                 co_await c.write_raw(std::span(frame).subspan(half));
                 co_await expect_message(c, opcode::binary, bytes("split by silence"));
                 co_await c.send_text("after");
@@ -182,6 +182,122 @@ TEST_SUITE("echo") {
         REQUIRE(info);
         CHECK(info->code == close_code::normal);
         CHECK(info->was_clean);
+        CHECK(f.errors.empty());
+    }
+
+    TEST_CASE("try_receive and try_send: a burst echoed without suspending, in order") {
+        const bool single = executor_mode();
+        server_fixture f;
+        f.options.single_threaded = single;
+        int from_try = 0, via_receive = 0, try_send_refused = 0;
+        bool idle_try_receive_empty = false;
+        std::optional<close_info> info;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            // Nothing is buffered before the first receive(): empty, no I/O, no waiting.
+            idle_try_receive_empty = !ws.try_receive();
+            while (auto msg = co_await ws.receive()) {
+                ++via_receive;
+                do {
+                    if (!ws.try_send(*msg)) {
+                        ++try_send_refused;
+                        co_await ws.send(*msg);
+                    }
+                } while ((msg = ws.try_receive()) && ++from_try);
+            }
+            info = ws.close_info();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            // 300 text and binary messages, a ping among them, then a Close: one write.
+            std::vector<std::byte> burst;
+            const protocol::mask_key mk{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+            for (int i = 0; i < 300; ++i) {
+                const auto s = "m" + std::to_string(i);
+                protocol::append_frame(burst, i % 2 ? opcode::binary : opcode::text, true, bytes(s),
+                                       &mk);
+                if (i == 150) protocol::append_frame(burst, opcode::ping, true, bytes("pi"), &mk);
+            }
+            std::byte body[2];
+            protocol::encode_close_payload(body, close_code::normal, {});
+            protocol::append_frame(burst, opcode::close, true, std::span(body, 2), &mk);
+            co_await c.write_raw(burst);
+            bool pong = false;
+            for (int i = 0; i < 300; ++i) {
+                auto r = co_await c.next();
+                if (r.kind == event_kind::pong) {
+                    CHECK(r.text() == "pi");
+                    pong = true;
+                    r = co_await c.next();
+                }
+                REQUIRE(r.kind == event_kind::message);
+                CHECK(r.type == (i % 2 ? opcode::binary : opcode::text));
+                CHECK(r.text() == "m" + std::to_string(i));
+            }
+            CHECK(pong);
+            auto r = co_await c.next();
+            CHECK(r.kind == event_kind::close);
+            CHECK(r.code == close_code::normal);
+        });
+        CHECK(idle_try_receive_empty);
+        CHECK(via_receive + from_try == 300);
+        // One write of ~2.7 KB arrives in one read: all but the first come from try_receive.
+        CHECK(from_try > 0);
+        CHECK(try_send_refused == 0);
+        REQUIRE(info);
+        CHECK(info->code == close_code::normal);
+        CHECK(info->was_clean);
+        CHECK(f.errors.empty());
+    }
+
+    TEST_CASE("try_send refuses what would need waiting, and off the connection's strand") {
+        server_fixture f;
+        f.options.write_high_water = 64 * 1024;
+        f.options.write_low_water = 16 * 1024;
+        bool large_refused = false, bad_utf8_refused = false, off_strand_refused = false;
+        bool after_close_refused = false, try_receive_after_close_empty = false;
+        std::size_t queued_until_refused = 0, buffered_at_refusal = 0;
+        f.start([&](connection ws) -> asio::awaitable<void> {
+            CHECK(ws.try_send("hello"));
+            CHECK(ws.try_send_binary(bytes("bin")));
+            large_refused = !ws.try_send_binary(pattern(64 * 1024));
+            bad_utf8_refused = !ws.try_send(std::string_view("\xC0\xAF"));
+            // From another thread (not the connection's strand): refused, nothing queued.
+            std::thread other([&] { off_strand_refused = !ws.try_send("from elsewhere"); });
+            other.join();
+            // The client does not read yet: fill up to the high-water mark.
+            const auto chunk = pattern(8 * 1024, 3);
+            while (queued_until_refused < 100000 && ws.try_send_binary(chunk))
+                ++queued_until_refused;
+            buffered_at_refusal = ws.buffered_amount();
+            (void)co_await ws.receive();  // the client's Close
+            after_close_refused = !ws.try_send("late");
+            try_receive_after_close_empty = !ws.try_receive();
+        });
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await sleep_for(std::chrono::milliseconds(200));
+            auto r = co_await c.next();
+            CHECK(r.text() == "hello");
+            r = co_await c.next();
+            CHECK(r.text() == "bin");
+            const auto chunk = pattern(8 * 1024, 3);
+            for (std::size_t i = 0; i < queued_until_refused; ++i)
+                co_await expect_message(c, opcode::binary, chunk);
+            co_await c.send_close(close_code::normal);
+            r = co_await c.next();
+            CHECK(r.kind == event_kind::close);
+        });
+        CHECK(large_refused);
+        CHECK(bad_utf8_refused);
+        CHECK(off_strand_refused);
+        // (The flush runs once the handler suspends, so here the whole queue is ours.) It
+        // fills up to the mark, and try_send refuses the frame that would cross it.
+        CHECK(queued_until_refused < 100000);
+        CHECK(buffered_at_refusal <= f.options.write_high_water);
+        CHECK(buffered_at_refusal + 8 * 1024 + protocol::max_header_size >
+              f.options.write_high_water);
+        CHECK(after_close_refused);
+        CHECK(try_receive_after_close_empty);
         CHECK(f.errors.empty());
     }
 
