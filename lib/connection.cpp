@@ -106,8 +106,8 @@ namespace {
 detail::transport make_transport(asio::ip::tcp::socket socket, const connection_config& config) {
 #if WSCORO_HAS_TLS
     if (config.tls)
-        return detail::transport(std::in_place_type<tls_stream>, std::move(socket),
-                                 config.tls->context());
+        return detail::transport(
+            std::make_unique<tls_stream>(std::move(socket), config.tls->context()));
 #else
     (void)config;
 #endif
@@ -172,7 +172,7 @@ bool ip_network::contains(const asio::ip::address& a) const noexcept {
 
 asio::ip::tcp::socket& connection_impl::tcp() noexcept {
 #if WSCORO_HAS_TLS
-    if (auto* tls = std::get_if<tls_stream>(&stream_)) return tls->next_layer();
+    if (auto* tls = tls_or_null()) return tls->next_layer();
 #endif
     return std::get<asio::ip::tcp::socket>(stream_);
 }
@@ -194,7 +194,8 @@ asio::awaitable<std::error_code> connection_impl::read_more() {
         }
     }
     auto op = std::visit(
-        [&](auto& s) {
+        [&](auto& alt) {
+            auto& s = stream_of(alt);
             return s.async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
                                      use_tuple);
         },
@@ -254,10 +255,11 @@ asio::awaitable<bool> connection_impl::answer_flash_policy() {
 
 void connection_impl::collect_tls_details() {
 #if WSCORO_HAS_TLS
-    auto* tls = std::get_if<tls_stream>(&stream_);
+    auto* tls = tls_or_null();
     if (!tls) return;
     SSL* ssl = tls->native_handle();
-    auto& d = handshake_.tls_;
+    auto details = std::make_shared<tls_details>();
+    auto& d = *details;
     d.version = SSL_get_version(ssl);
     if (const char* c = SSL_get_cipher_name(ssl)) d.cipher = c;
     if (const char* n = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) d.server_name = n;
@@ -276,6 +278,7 @@ void connection_impl::collect_tls_details() {
         }
         X509_free(cert);
     }
+    handshake_.tls_ = std::move(details);
 #endif
 }
 
@@ -404,7 +407,7 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
 
 #if WSCORO_HAS_TLS
     // 2. TLS, inside the same handshake deadline.
-    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+    if (auto* tls = tls_or_null()) {
         auto op = tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
         auto [ec] = co_await std::move(op);
         if (ec) {
@@ -563,7 +566,8 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     }
     if (!wec && written < response.size()) {
         auto op = std::visit(
-            [&](auto& s) {
+            [&](auto& alt) {
+                auto& s = stream_of(alt);
                 return asio::async_write(s, asio::buffer(response) + written, use_tuple);
             },
             stream_);
@@ -603,7 +607,7 @@ asio::awaitable<void> connection_impl::reject_busy() {
 void connection_impl::start_keepalive() {
     const auto& t = config_->timeouts;
     if (t.idle.count() <= 0 && t.ping_interval.count() <= 0) return;
-    keepalive_.emplace(executor_);
+    keepalive_ = std::make_unique<asio::steady_timer>(executor_);
     last_read_ = std::chrono::steady_clock::now();
     arm_keepalive();
 }
@@ -760,7 +764,8 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             }
         } else {
             auto op = std::visit(
-                [&](auto& s) {
+                [&](auto& alt) {
+                    auto& s = stream_of(alt);
                     return s.async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
                                              use_tuple);
                 },
@@ -805,7 +810,8 @@ connection_impl::decode_result connection_impl::decode_step(std::optional<messag
             } else {
                 // A ping flood from a peer that does not read: keep only the latest ping,
                 // answered once the queue drains, so memory stays bounded.
-                std::copy(ev.payload.begin(), ev.payload.end(), late_pong_.begin());
+                if (!late_pong_) late_pong_ = std::make_unique<std::array<std::byte, 125>>();
+                std::copy(ev.payload.begin(), ev.payload.end(), late_pong_->begin());
                 late_pong_size_ = ev.payload.size();
                 late_pong_pending_ = true;
             }
@@ -872,7 +878,7 @@ void connection_impl::trim_write_buffers_later() {
     if (trim_timer_armed_ || socket_closed_ ||
         std::max(wbuf_.capacity(), inflight_.capacity()) <= zero_copy_threshold)
         return;
-    if (!trim_timer_) trim_timer_.emplace(executor_);
+    if (!trim_timer_) trim_timer_ = std::make_unique<asio::steady_timer>(executor_);
     if (!trim_memory_) trim_memory_ = std::make_unique<timer_handler_memory>();
     trim_timer_armed_ = true;
     writes_at_arm_ = writes_;
@@ -1029,7 +1035,7 @@ void connection_impl::schedule_flush() {
     flush_scheduled_ = true;
     // Posted through the typed executor: any_io_executor would drop the handler's allocator.
     auto flush =
-        asio::bind_allocator(handler_allocator<void>(write_memory_), [self = shared_from_this()] {
+        asio::bind_allocator(handler_allocator<void>(write_memory()), [self = shared_from_this()] {
             self->flush_scheduled_ = false;
             self->start_write();
         });
@@ -1082,20 +1088,26 @@ void connection_impl::start_write() {
         }
     }
     auto done = asio::bind_allocator(
-        handler_allocator<void>(write_memory_),
+        handler_allocator<void>(write_memory()),
         [self = shared_from_this(), done_now](std::error_code ec, std::size_t n) {
             self->on_write(ec, n + done_now);
         });
     if (inflight_segs_.empty()) {
         // (A single buffer keeps the operation small enough for write_memory_.)
         std::visit(
-            [&](auto& s) {
+            [&](auto& alt) {
+                auto& s = stream_of(alt);
                 asio::async_write(s, asio::buffer(inflight_) + done_now, std::move(done));
             },
             stream_);
         return;
     }
-    std::visit([&](auto& s) { asio::async_write(s, gather_, std::move(done)); }, stream_);
+    std::visit(
+        [&](auto& alt) {
+            auto& s = stream_of(alt);
+            asio::async_write(s, gather_, std::move(done));
+        },
+        stream_);
 }
 
 void connection_impl::flush_now() {
@@ -1133,7 +1145,8 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
     if (late_pong_pending_ &&
         buffered_.load(std::memory_order_relaxed) <= config_->write_low_water) {
         late_pong_pending_ = false;
-        enqueue(opcode::pong, std::span<const std::byte>(late_pong_.data(), late_pong_size_), true);
+        enqueue(opcode::pong, std::span<const std::byte>(late_pong_->data(), late_pong_size_),
+                true);
     }
     start_write();
     notify();
@@ -1273,7 +1286,7 @@ void connection_impl::begin_linger() {
         notify();
     }
 #if WSCORO_HAS_TLS
-    if (auto* tls = std::get_if<tls_stream>(&stream_)) {
+    if (auto* tls = tls_or_null()) {
         start_timer(std::min(config_->timeouts.close, max_linger), {});
         // TLS: send close_notify and wait for the peer's (bounded by the linger timer).
         tls->async_shutdown([self = shared_from_this()](std::error_code) { self->force_close(); });
@@ -1381,7 +1394,7 @@ void connection_impl::notify() {
 
 asio::awaitable<void> connection_impl::wait_signal() {
     if (!signal_) {
-        signal_.emplace(executor_);
+        signal_ = std::make_unique<asio::steady_timer>(executor_);
         signal_->expires_at(asio::steady_timer::time_point::max());
     }
     (void)co_await signal_->async_wait(use_tuple);

@@ -84,10 +84,18 @@ struct connection_config {
 
 #if WSCORO_HAS_TLS
 using tls_stream = asio::ssl::stream<asio::ip::tcp::socket>;
-using transport = std::variant<asio::ip::tcp::socket, tls_stream>;
+// The TLS stream (about 440 bytes) lives on the heap: a plain-TCP connection pays 8 bytes for
+// it, not the size of the largest alternative.
+using transport = std::variant<asio::ip::tcp::socket, std::unique_ptr<tls_stream>>;
+inline tls_stream& stream_of(std::unique_ptr<tls_stream>& s) noexcept {
+    return *s;
+}
 #else
 using transport = std::variant<asio::ip::tcp::socket>;
 #endif
+inline asio::ip::tcp::socket& stream_of(asio::ip::tcp::socket& s) noexcept {
+    return s;
+}
 
 /// The strand a connection runs on. For an io_context's executor it is a strand of the typed
 /// executor: that fits in any_io_executor's small-object buffer, whereas a strand of an
@@ -195,6 +203,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // transport
     asio::ip::tcp::socket& tcp() noexcept;
+#if WSCORO_HAS_TLS
+    /// The TLS stream, or null for plain TCP.
+    tls_stream* tls_or_null() noexcept {
+        auto* p = std::get_if<std::unique_ptr<tls_stream>>(&stream_);
+        return p ? p->get() : nullptr;
+    }
+#endif
 
     // read side
     enum class decode_result { message, again, ended, need_more };
@@ -294,13 +309,19 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void sub_buffered(std::size_t n) noexcept {
         buffered_.store(buffered_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
     }
-    handler_memory write_memory_;  // for the posted flush and the socket write
+    // For the posted flush and the socket write; allocated by the first flush, so that a
+    // connection that never sends holds none.
+    std::unique_ptr<handler_memory> write_memory_;
+    handler_memory& write_memory() {
+        if (!write_memory_) write_memory_ = std::make_unique<handler_memory>();
+        return *write_memory_;
+    }
     // Write-queue capacity beyond zero_copy_threshold is kept while writing, given back
     // when quiet (trim_write_buffers_later).
     std::uint32_t writes_ = 0;
     std::uint32_t writes_at_arm_ = 0;
     bool trim_timer_armed_ = false;
-    std::optional<asio::steady_timer> trim_timer_;
+    std::unique_ptr<asio::steady_timer> trim_timer_;
     std::unique_ptr<timer_handler_memory> trim_memory_;
     bool writing_ = false;
     bool flush_scheduled_ = false;
@@ -309,11 +330,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool linger_started_ = false;    // begin_linger ran (it runs once)
     bool socket_closed_ = false;
 
-    std::optional<asio::steady_timer> timer_;   // handshake, close or linger deadline
-    std::error_code timer_reason_;              // what the armed timer means on expiry
-    std::optional<asio::steady_timer> signal_;  // never expires; cancel() wakes waiters
+    std::optional<asio::steady_timer> timer_;  // handshake, close or linger deadline
+    std::error_code timer_reason_;             // what the armed timer means on expiry
+    // Timers made when first needed: most connections never wait, ping or trim.
+    std::unique_ptr<asio::steady_timer> signal_;  // never expires; cancel() wakes waiters
 
-    std::optional<asio::steady_timer> keepalive_;
+    std::unique_ptr<asio::steady_timer> keepalive_;
     std::chrono::steady_clock::time_point last_read_{};
     std::chrono::steady_clock::time_point ping_deadline_{};
     bool ping_outstanding_ = false;
@@ -321,7 +343,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // A peer that floods pings without reading: only the latest ping is answered once the
     // queue drains (RFC 6455 §5.5.3 allows answering just the most recent one).
-    std::array<std::byte, 125> late_pong_{};
+    std::unique_ptr<std::array<std::byte, 125>> late_pong_;  // (made by the first flood)
     std::size_t late_pong_size_ = 0;
     bool late_pong_pending_ = false;
 

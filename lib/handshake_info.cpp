@@ -32,6 +32,11 @@ std::string form_decode(std::string_view in) {
 
 }  // namespace
 
+const tls_details& handshake_info::tls() const noexcept {
+    static const tls_details none;
+    return tls_ ? *tls_ : none;
+}
+
 handshake_info::handshake_info(protocol::http_request request, int protocol_version, bool secure,
                                asio::ip::tcp::endpoint remote, asio::ip::tcp::endpoint local)
     : request_(std::move(request)),
@@ -40,6 +45,7 @@ handshake_info::handshake_info(protocol::http_request request, int protocol_vers
       remote_(remote),
       local_(std::move(local)),
       tcp_peer_(std::move(remote)) {
+    request_.headers.shrink_to_fit();  // kept for the connection's lifetime
     std::string_view q = request_.query_string();
     while (!q.empty()) {
         const auto amp = q.find('&');
