@@ -26,7 +26,8 @@
 //
 // The fast path reaches into Asio's detail namespace and is enabled only for the exact Asio
 // release it was written against (1.22.1, Debian 12) with its epoll reactor. A later Asio
-// builds with the fallback; test_socket_fast_path checks which path a build uses.
+// builds with the fallback. test_inject's "request/response: one recv and one send per
+// message" counts the system calls.
 
 #include <sys/socket.h>
 #include <sys/uio.h>
