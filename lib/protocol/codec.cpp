@@ -606,6 +606,19 @@ decoder_event codec::next_legacy(std::span<std::byte> in, std::size_t& consumed)
     return std::get_if<hixie_decoder>(&decoder_)->next(in, consumed);
 }
 
+decoder_event codec::commit_direct_legacy(std::size_t n) noexcept {
+    // hixie and hybi-01..06 never offer a direct span, so there is nothing to commit to. The
+    // legacy decoders' state is left alone: their stream is not affected by the misuse.
+    decoder_event ev;
+    if (n == 0) {
+        ev.needed = 1;
+        return ev;
+    }
+    ev.kind = event_kind::error;
+    ev.ec = make(error::application_error);
+    return ev;
+}
+
 std::error_code codec::append_frame(std::vector<std::byte>& out, opcode op, bool fin,
                                     std::span<const std::byte> payload, const mask_key* key) {
     const bool masks = format_ == wire_format::hybi04 || format_ == wire_format::hybi05 ||

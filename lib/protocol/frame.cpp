@@ -172,6 +172,16 @@ decoder_event message_decoder::next(std::span<std::byte> in, std::size_t& consum
     return msg_.decode(*this, in, consumed);
 }
 
+std::span<std::byte> message_decoder::direct_payload_buffer(std::size_t min_bytes) {
+    return msg_.direct_payload_buffer(min_bytes);
+}
+
+decoder_event message_decoder::commit_direct(std::size_t n) noexcept {
+    // The frame's key and the payload offset are this decoder's and msg_'s: unmask_payload
+    // gives the right phase.
+    return msg_.commit_direct(*this, n);
+}
+
 std::size_t encode_header(std::byte* out, opcode op, bool fin, std::uint64_t payload_size,
                           const mask_key* key, bool rsv1) noexcept {
     std::byte b0 = static_cast<std::byte>(op) & opcode_bits;

@@ -147,6 +147,48 @@ void check_in_place(const setup& s, const bytes& wire, const bytes& want) {
     CHECK(points_into(ev.payload, buf));
 }
 
+// Reads `wire` through `c` as connection_impl::receive() would with a `read_size` buffer,
+// except that whenever the buffer is empty and the codec offers a direct span
+// (direct_payload_buffer(1)), the next bytes go into the span, `direct` bytes at a time
+// (0: the whole span), each committed with commit_direct. Returns the events and counts
+// the payload bytes read directly.
+std::vector<rec> feed_direct(codec& c, const bytes& wire, std::size_t read_size, std::size_t direct,
+                             std::size_t& direct_bytes) {
+    std::vector<rec> events;
+    bytes buf;
+    std::size_t at = 0;
+    direct_bytes = 0;
+    while (at < wire.size()) {
+        if (buf.empty()) {
+            const std::span<std::byte> span = c.direct_payload_buffer(1);
+            if (!span.empty()) {
+                const std::size_t n =
+                    std::min({direct == 0 ? span.size() : direct, span.size(), wire.size() - at});
+                std::memcpy(span.data(), wire.data() + at, n);
+                at += n;
+                direct_bytes += n;
+                const decoder_event ev = c.commit_direct(n);
+                if (ev.kind != event_kind::need_more) events.push_back(record(ev));
+                if (ev.kind == event_kind::error) return events;
+                continue;
+            }
+        }
+        const std::size_t n = std::min(read_size, wire.size() - at);
+        buf.insert(buf.end(), wire.begin() + static_cast<std::ptrdiff_t>(at),
+                   wire.begin() + static_cast<std::ptrdiff_t>(at + n));
+        at += n;
+        for (;;) {
+            std::size_t used = 0;
+            const decoder_event ev = c.next(buf, used);
+            if (ev.kind != event_kind::need_more) events.push_back(record(ev));
+            buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(used));
+            if (ev.kind == event_kind::error) return events;
+            if (ev.kind == event_kind::need_more) break;
+        }
+    }
+    return events;
+}
+
 }  // namespace
 
 TEST_SUITE("codec") {
@@ -642,6 +684,86 @@ TEST_SUITE("codec") {
         REQUIRE(ev.kind == event_kind::message);
         CHECK(points_into(ev.payload, wire));
         CHECK(used == 2 + 4);  // the first frame is empty
+    }
+
+    TEST_CASE("rfc6455: direct payload reads through the codec are message_decoder's") {
+        // A 70 000-byte text message, a fragmented binary one with large fragments and a
+        // ping between them, each frame with its own key.
+        bytes text_payload(70000);
+        for (std::size_t i = 0; i < text_payload.size(); ++i)
+            text_payload[i] = static_cast<std::byte>(i % 97 == 0 ? 0xC3 : i % 97 == 1 ? 0xA9 : 'a');
+        const bytes bin = pattern(300000, 5);
+        bytes wire;
+        const mask_key k1 = {std::byte{1}, std::byte{0x82}, std::byte{0x43}, std::byte{0xC4}};
+        const mask_key k2 = {std::byte{0xF5}, std::byte{6}, std::byte{0x77}, std::byte{8}};
+        append_frame(wire, opcode::text, true, text_payload, &k1);
+        append_frame(wire, opcode::binary, false, std::span(bin).first(100000), &k2);
+        append_frame(wire, opcode::ping, true, txt("p"), &k1);
+        append_frame(wire, opcode::continuation, true, std::span(bin).subspan(100000), &k1);
+        const std::vector<rec> want = {
+            rec{event_kind::message, opcode::text, text_payload, 0, {}, {}}, ping("p"),
+            binary(bin)};
+        for (const std::size_t read_size : {std::size_t{64 * 1024}, std::size_t{1001}}) {
+            for (const std::size_t direct : {std::size_t{0}, std::size_t{7}, std::size_t{4096}}) {
+                CAPTURE(read_size);
+                CAPTURE(direct);
+                codec c(role::server, 13, {}, 64 * 1024 - max_header_size);
+                std::size_t direct_bytes = 0;
+                CHECK_EQ(describe(feed_direct(c, wire, read_size, direct, direct_bytes)),
+                         describe(want));
+                // All but what the reads carrying the headers brought (at most 3 of them).
+                CHECK(direct_bytes >= 70000 + 300000 - 3 * read_size);
+                // The same through next() alone.
+                codec plain(role::server, 13, {}, 64 * 1024 - max_header_size);
+                CHECK_EQ(describe(feed(plain, wire, [&] { return read_size; }).events),
+                         describe(want));
+            }
+        }
+        // Invalid UTF-8 in a directly read chunk: 1007, as through next().
+        bytes bad_text = text_payload;
+        bad_text[69000] = std::byte{0xFF};
+        bytes bad_wire;
+        append_frame(bad_wire, opcode::text, true, bad_text, &k2);
+        codec c(role::server, 13, {}, 64 * 1024 - max_header_size);
+        std::size_t direct_bytes = 0;
+        CHECK_EQ(describe(feed_direct(c, bad_wire, 64 * 1024, 0, direct_bytes)),
+                 describe(std::vector<rec>{err(error::bad_frame_payload)}));
+        CHECK(direct_bytes > 0);
+    }
+
+    TEST_CASE("direct payload reads: other wire formats never offer a span") {
+        // A 100 000-byte text frame in each legacy format, longer than contiguous_limit so
+        // that the decoder streams it: still no direct span, and a stray commit_direct does
+        // not disturb the decoder.
+        const bytes payload(100000, std::byte{'a'});
+        for (const int version : {76, 3, 4, 6}) {
+            CAPTURE(version);
+            codec c(role::server, version, {}, 1000);
+            if (version == 4) c.set_hybi04_key(conn_key04);
+            bytes wire;
+            if (version == 76) {
+                wire = bytes{std::byte{0x00}} + payload + bytes{std::byte{0xFF}};
+            } else {
+                codec client(role::client, version);
+                if (version == 4) client.set_hybi04_key(conn_key04);
+                const mask_key key = {std::byte{9}, std::byte{8}, std::byte{7}, std::byte{6}};
+                REQUIRE_FALSE(client.append_frame(wire, opcode::text, payload, &key));
+            }
+            bytes head(wire.begin(), wire.begin() + 5000);
+            std::size_t used = 0;
+            const decoder_event ev = c.next(head, used);
+            CHECK(ev.kind == event_kind::need_more);
+            CHECK(c.direct_payload_buffer(1).empty());
+            CHECK(c.direct_payload_buffer(0).empty());
+            CHECK(c.commit_direct(0).kind == event_kind::need_more);
+            const decoder_event stray = c.commit_direct(10);
+            CHECK(stray.kind == event_kind::error);
+            CHECK(stray.ec == make_error_code(error::application_error));
+            bytes rest(wire.begin() + static_cast<std::ptrdiff_t>(used), wire.end());
+            const decoder_event done = c.next(rest, used);
+            REQUIRE(done.kind == event_kind::message);
+            CHECK(bytes(done.payload.begin(), done.payload.end()) == payload);
+        }
     }
 
     // ============================================================= encoding

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <new>
 #include <random>
 #include <sstream>
@@ -243,6 +244,203 @@ traced check_paths_agree(role r, const bytes& wire, frame_limits lim = {}) {
     return want;
 }
 
+// ---------------------------------------------------------------------------------------
+// Direct payload reads (direct_payload_buffer / commit_direct).
+
+// What a run of `wire` through a decoder gave: each event with the number of wire bytes
+// handed to the decoder before and after the call that returned it (read into the buffer
+// and passed to next(), or written into a direct span and committed).
+struct direct_run {
+    std::vector<rec> events;
+    std::vector<std::size_t> before;
+    std::vector<std::size_t> after;
+    std::size_t direct_bytes = 0;  // payload bytes that went through commit_direct
+    std::size_t direct_calls = 0;
+    std::string violation;
+};
+
+struct direct_options {
+    std::size_t read_size = 64 * 1024;  // bytes "received" into the read buffer per read
+    std::size_t min_bytes = 1;          // direct_payload_buffer's argument (SIZE_MAX: never)
+    bool alternate = false;             // after each direct commit, one read into the buffer
+};
+
+// Reads `wire` as connection_impl::receive() would with a `read_size` read buffer (next()
+// until need_more, unconsumed bytes kept in front), except that whenever the buffer is empty
+// and the decoder offers a direct span, the next bytes are "received" into the span instead:
+// `direct_chunk()` bytes at a time (clamped to the span), each committed with commit_direct.
+direct_run feed_direct(message_decoder& d, const bytes& wire, const direct_options& o,
+                       const chunker& direct_chunk) {
+    direct_run r;
+    bytes buf;
+    std::size_t at = 0;
+    bool after_direct = false;
+    const auto add = [&](const decoder_event& ev, std::size_t before) {
+        r.events.push_back(record(ev));
+        r.before.push_back(before);
+        r.after.push_back(at);
+    };
+    for (;;) {
+        if (buf.empty() && !(o.alternate && after_direct) && at < wire.size()) {
+            const std::span<std::byte> span = d.direct_payload_buffer(o.min_bytes);
+            if (!span.empty()) {
+                if (span.size() > wire.size() - at) {
+                    r.violation = "direct span past the end of the input";
+                    return r;
+                }
+                const std::size_t n = std::clamp<std::size_t>(direct_chunk(), 1, span.size());
+                std::memcpy(span.data(), wire.data() + at, n);
+                const std::size_t before = at;
+                at += n;
+                r.direct_bytes += n;
+                ++r.direct_calls;
+                after_direct = true;
+                const decoder_event ev = d.commit_direct(n);
+                if (ev.kind == event_kind::need_more) {
+                    if (ev.needed == 0) r.violation = "need_more with needed == 0";
+                    continue;
+                }
+                add(ev, before);
+                if (ev.kind == event_kind::error) return r;
+                continue;
+            }
+        }
+        after_direct = false;
+        if (at == wire.size()) return r;
+        const std::size_t n = std::min(o.read_size, wire.size() - at);
+        const std::size_t before = at;
+        buf.insert(buf.end(), wire.begin() + static_cast<std::ptrdiff_t>(at),
+                   wire.begin() + static_cast<std::ptrdiff_t>(at + n));
+        at += n;
+        for (;;) {
+            std::size_t used = 0;
+            const decoder_event ev = d.next(buf, used);
+            if (ev.kind != event_kind::need_more) add(ev, before);
+            buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(used));
+            if (ev.kind == event_kind::need_more || ev.kind == event_kind::error) break;
+        }
+        if (!r.events.empty() && r.events.back().kind == event_kind::error) return r;
+    }
+}
+
+// A masking key with four different bytes, rotated by `phase`, so that a payload unmasked
+// at the wrong key phase cannot come out right.
+mask_key phase_key(unsigned phase) {
+    const mask_key k = {std::byte{0x5a}, std::byte{0xc3}, std::byte{0x0f}, std::byte{0x96}};
+    return {k[phase % 4], k[(phase + 1) % 4], k[(phase + 2) % 4], k[(phase + 3) % 4]};
+}
+
+// `payload` as fragments of the sizes in `parts` followed by one with the rest (so `{}` is
+// a single frame), each fragment with its own key, rotated one phase from the previous.
+bytes fragments(opcode op, const bytes& payload, const std::vector<std::size_t>& parts,
+                unsigned key_phase) {
+    bytes out;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i <= parts.size(); ++i) {
+        const bool last = i == parts.size();
+        const std::size_t n = last ? payload.size() - at : parts[i];
+        const bytes part(payload.begin() + static_cast<std::ptrdiff_t>(at),
+                         payload.begin() + static_cast<std::ptrdiff_t>(at + n));
+        const mask_key key = phase_key(key_phase + static_cast<unsigned>(i));
+        append_frame(out, i == 0 ? op : opcode::continuation, last, part, &key);
+        at += n;
+    }
+    return out;
+}
+
+struct chunk_pattern {
+    const char* name;
+    std::vector<std::size_t> sizes;  // cycled; 0 means "the whole span"
+};
+
+chunker cycle(const std::vector<std::size_t>& sizes) {
+    auto i = std::make_shared<std::size_t>(0);
+    return [sizes, i] {
+        const std::size_t n = sizes[(*i)++ % sizes.size()];
+        return n == 0 ? ~std::size_t{0} : n;
+    };
+}
+
+const chunk_pattern all_patterns[] = {
+    {"1 byte", {1}},
+    {"7 bytes", {7}},
+    {"4096 bytes", {4096}},
+    {"whole span", {0}},
+    {"mixed 1/7/4096/3/whole", {1, 7, 4096, 3, 0}},
+};
+
+// Runs `wire` through the plain next() path and through direct reads with every chunk
+// pattern, read buffer size (the direct path then starts at each key phase of the payload)
+// and way of mixing; all must give `want`. For an error, the call that reports it must be
+// the one that handed over byte `error_at` of the wire (fail-fast, at the same point).
+// Returns the payload bytes read directly by the run with the server's settings.
+std::size_t check_direct(const bytes& wire, const std::vector<rec>& want,
+                         std::size_t error_at = ~std::size_t{0}, frame_limits lim = {},
+                         bool with_1_byte_chunks = true) {
+    constexpr std::size_t server_contiguous = 64 * 1024 - max_header_size;
+    std::size_t server_direct = 0;
+    const auto check = [&](const direct_run& res, const std::string& how) {
+        CAPTURE(how);
+        CHECK(res.violation == "");
+        if (res.events != want) {
+            CHECK_EQ(describe(res.events), describe(want));
+            return false;
+        }
+        if (error_at != ~std::size_t{0} && !res.events.empty()) {
+            CHECK(res.before.back() <= error_at);
+            CHECK(error_at < res.after.back());
+        }
+        return true;
+    };
+    for (const std::size_t contiguous : {server_contiguous, std::size_t{0}}) {
+        for (const std::size_t read_size :
+             {std::size_t{64 * 1024}, std::size_t{4096 + 14}, std::size_t{4097 + 14},
+              std::size_t{4098 + 14}, std::size_t{4099 + 14}, std::size_t{100}}) {
+            CAPTURE(contiguous);
+            CAPTURE(read_size);
+            {
+                message_decoder plain(role::server, lim, contiguous);
+                if (!check(
+                        feed_direct(plain, wire, {read_size, ~std::size_t{0}, false}, cycle({1})),
+                        "next() only"))
+                    return server_direct;
+            }
+            for (const chunk_pattern& pat : all_patterns) {
+                if (!with_1_byte_chunks && pat.sizes == std::vector<std::size_t>{1}) continue;
+                struct mix {
+                    const char* name;
+                    std::size_t min_bytes;
+                    bool alternate;
+                };
+                for (const mix& x : {mix{"direct", 1, false}, mix{"tail via next()", 5000, false},
+                                     mix{"alternating", 1, true}}) {
+                    message_decoder d(role::server, lim, contiguous);
+                    const direct_run res = feed_direct(
+                        d, wire, {read_size, x.min_bytes, x.alternate}, cycle(pat.sizes));
+                    if (!check(res, std::string(pat.name) + ", " + x.name)) return server_direct;
+                    if (contiguous == server_contiguous && read_size == 64 * 1024 &&
+                        x.min_bytes == 1 && !x.alternate &&
+                        pat.sizes == std::vector<std::size_t>{0})
+                        server_direct = res.direct_bytes;
+                }
+            }
+        }
+    }
+    return server_direct;
+}
+
+bytes with_byte_at(bytes b, std::size_t at, std::uint8_t v) {
+    b[at] = std::byte{v};
+    return b;
+}
+
+// `n` ASCII letters.
+bytes letters(std::size_t n) {
+    bytes out(n);
+    for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<std::byte>('a' + i % 26);
+    return out;
+}
 }  // namespace
 
 TEST_SUITE("frame") {
@@ -929,6 +1127,306 @@ TEST_SUITE("frame") {
         }
     }
 
+    // ------------------------------------------------------------- direct payload reads
+    TEST_CASE("direct reads: text and binary of 70 000 B and 1 MiB agree with next()") {
+        std::mt19937 rng(6455);
+        const bytes t70 = random_utf8(70000, rng);
+        const bytes b70 = pattern(70000, 3);
+        const bytes t1m = random_utf8(1024 * 1024, rng);
+        const bytes b1m = pattern(1024 * 1024, 11);
+        for (unsigned phase = 0; phase < 4; ++phase) {
+            CAPTURE(phase);
+            // A small frame after each large one: its header comes through next() again.
+            const bytes wire70 = fragments(opcode::text, t70, {}, phase) + m(0x81, "after") +
+                                 fragments(opcode::binary, b70, {}, phase + 1) + m(0x89, "p") +
+                                 m(0x82, "x");
+            const std::size_t direct70 =
+                check_direct(wire70, {msg(opcode::text, t70), text("after"),
+                                      msg(opcode::binary, b70), ping(txt("p")), binary(txt("x"))});
+            // With a 64 KiB read buffer: each frame but the payload bytes that came in the
+            // read with its header (and, for the second, with the 11-byte "after" frame).
+            CHECK(direct70 == (70000 - (64 * 1024 - 14)) + (70000 - (64 * 1024 - 11 - 14)));
+        }
+        // 1 MiB: 1-byte chunks only for the text (1 M commits is enough once).
+        const bytes wire_t = fragments(opcode::text, t1m, {}, 1) + m(0x81, "after");
+        CHECK(check_direct(wire_t, {msg(opcode::text, t1m), text("after")}) ==
+              1024 * 1024 - (64 * 1024 - 14));
+        const bytes wire_b = fragments(opcode::binary, b1m, {}, 2) + m(0x82, "after");
+        CHECK(check_direct(wire_b, {msg(opcode::binary, b1m), binary(txt("after"))},
+                           ~std::size_t{0}, {}, false) == 1024 * 1024 - (64 * 1024 - 14));
+    }
+
+    TEST_CASE("direct reads: fragmented messages with large fragments agree with next()") {
+        std::mt19937 rng(17);
+        const bytes t = random_utf8(600000, rng);
+        const bytes b = pattern(500000, 5);
+        for (unsigned phase = 0; phase < 4; ++phase) {
+            CAPTURE(phase);
+            // Large and small fragments, a ping between two of them, a first fragment that
+            // waits whole in the read buffer (below contiguous_limit) and a tiny last one.
+            bytes wire = fragments(opcode::text, t, {70000, 100, 200000}, phase);
+            const bytes head = fragments(opcode::binary, b, {1000, 300000, 198999}, phase + 2);
+            // Put a ping between the binary message's first and second fragments.
+            const std::size_t first_frame = 2 + 2 + 4 + 1000;
+            wire = wire + bytes(head.begin(), head.begin() + first_frame) + m(0x89, "mid") +
+                   bytes(head.begin() + first_frame, head.end()) + m(0x81, "z");
+            check_direct(
+                wire, {msg(opcode::text, t), ping(txt("mid")), msg(opcode::binary, b), text("z")},
+                ~std::size_t{0}, {}, phase == 0);
+        }
+    }
+
+    TEST_CASE("direct reads: invalid UTF-8 inside a direct chunk fails at the same point") {
+        // 1007 as on the plain path, reported by the call that hands over the bad byte.
+        CHECK(wscoro::close_code_for(make_error_code(error::bad_frame_payload)) == 1007);
+        const std::size_t header = 2 + 8 + 4;
+        for (const std::size_t bad : {std::size_t{40000}, std::size_t{65536}, std::size_t{69999}}) {
+            CAPTURE(bad);
+            // 0xFF is never UTF-8; 0xC3 followed by ASCII fails at the ASCII byte.
+            const bytes t1 = with_byte_at(letters(70000), bad, 0xFF);
+            check_direct(fragments(opcode::text, t1, {}, 1), {err(error::bad_frame_payload)},
+                         header + bad);
+            const bytes t2 = with_byte_at(letters(70000), bad - 1, 0xC3);
+            check_direct(fragments(opcode::text, t2, {}, 2), {err(error::bad_frame_payload)},
+                         header + bad);
+        }
+        // In a 1 MiB message, and in a continuation frame read directly (after a first
+        // fragment that was valid): the first fragment's header and payload come first.
+        const bytes big = with_byte_at(letters(1024 * 1024), 700001, 0xFF);
+        check_direct(fragments(opcode::text, big, {}, 3), {err(error::bad_frame_payload)},
+                     header + 700001, {}, false);
+        const bytes frag = with_byte_at(letters(300000), 250000, 0xC0);
+        const bytes fwire = fragments(opcode::text, frag, {100000}, 0);
+        check_direct(fwire, {err(error::bad_frame_payload)}, (header + 100000) + header + 150000);
+        // A message that ends inside a code point fails when its last byte is committed.
+        bytes cut = letters(70000);
+        cut.back() = std::byte{0xE2};
+        check_direct(fragments(opcode::text, cut, {}, 0), {err(error::bad_frame_payload)},
+                     header + 69999);
+        // Binary is not UTF-8: the same bytes pass.
+        const bytes not_text = with_byte_at(letters(70000), 40000, 0xFF);
+        check_direct(fragments(opcode::binary, not_text, {}, 0), {msg(opcode::binary, not_text)});
+    }
+
+    TEST_CASE("direct reads: a code point straddling two direct chunks") {
+        // "😀" (F0 9F 98 80) at payload offset 69000 of a 70 000-byte text frame. The first
+        // read takes the header and 100 payload bytes; the direct chunks then split the
+        // code point after each of its first three bytes.
+        const std::size_t at = 69000;
+        bytes t = letters(70000);
+        const std::uint8_t smile[4] = {0xF0, 0x9F, 0x98, 0x80};
+        for (int i = 0; i < 4; ++i)
+            t[at + i] = std::byte{smile[i]};
+        const bytes wire = fragments(opcode::text, t, {}, 3) + m(0x81, "ok");
+        for (std::size_t split = 1; split < 4; ++split) {
+            CAPTURE(split);
+            for (const std::size_t read_size : {std::size_t{14 + 100}, std::size_t{14 + 101}}) {
+                message_decoder d(role::server, {}, 64 * 1024 - max_header_size);
+                const std::size_t first = at + split - (read_size - 14);
+                const direct_run res =
+                    feed_direct(d, wire, {read_size, 1, false}, cycle({first, 0}));
+                CHECK(res.violation == "");
+                CHECK(res.direct_calls == 2);
+                CHECK_EQ(describe(res.events),
+                         describe(std::vector<rec>{msg(opcode::text, t), text("ok")}));
+                // The same split with the code point made invalid (its last byte ASCII):
+                // the second chunk fails, not the first.
+                const bytes bad = with_byte_at(t, at + 3, 'A');
+                const bytes bad_wire = fragments(opcode::text, bad, {}, 3);
+                message_decoder e(role::server, {}, 64 * 1024 - max_header_size);
+                const direct_run bres =
+                    feed_direct(e, bad_wire, {read_size, 1, false}, cycle({first, 0}));
+                CHECK(bres.direct_calls == 2);
+                CHECK_EQ(describe(bres.events),
+                         describe(std::vector<rec>{err(error::bad_frame_payload)}));
+            }
+        }
+        // Straddling a direct chunk and the next fragment (read directly too), and straddling
+        // bytes streamed by next() and a direct chunk: covered by check_direct's 1- and
+        // 7-byte chunks over random UTF-8; here explicitly across two fragments.
+        bytes two = letters(140000);
+        for (int i = 0; i < 4; ++i)
+            two[69998 + i] = std::byte{smile[i]};
+        check_direct(fragments(opcode::text, two, {70000}, 1), {msg(opcode::text, two)});
+    }
+
+    TEST_CASE("direct reads: limits still come from the header") {
+        // max_message_size: the second fragment's header (through next()) is refused
+        // before any of its payload; the first fragment was read directly.
+        const bytes p = pattern(140000, 9);
+        const frame_limits lim{1024 * 1024, 100000};
+        const bytes wire = fragments(opcode::binary, p, {70000}, 0);
+        const std::size_t second_header = 14 + 70000 + 10;  // through its 64-bit length
+        check_direct(wire, {err(error::message_too_big)}, second_header - 1, lim);
+        // A single frame over max_message_size or max_frame_size: refused at its header, and
+        // no direct span is ever offered for it.
+        const bytes one = fragments(opcode::binary, pattern(100001, 1), {}, 0);
+        check_direct(one, {err(error::message_too_big)}, 9, lim);
+        check_direct(one, {err(error::frame_too_big)}, 9, {100000, 1024 * 1024});
+        for (const frame_limits& l : {lim, frame_limits{100000, 1024 * 1024}}) {
+            message_decoder d(role::server, l, 0);
+            bytes head(one.begin(), one.begin() + 14);
+            std::size_t used = 0;
+            CHECK(d.next(head, used).kind == event_kind::error);
+            CHECK(d.direct_payload_buffer(1).empty());
+            // Sticky, through commit_direct as well.
+            const auto ev = d.commit_direct(0);
+            CHECK(ev.kind == event_kind::error);
+        }
+        // Exactly at the limit: accepted, and the span reserves no more than the frame.
+        const bytes exact = fragments(opcode::binary, pattern(100000, 1), {}, 0);
+        check_direct(exact, {msg(opcode::binary, pattern(100000, 1))}, ~std::size_t{0}, lim);
+    }
+
+    TEST_CASE("direct reads: the span is the frame's remaining payload, and only when offered") {
+        const bytes p = pattern(70000, 4);
+        const bytes wire = fragments(opcode::binary, p, {}, 0) + m(0x82, "n");
+        message_decoder d(role::server, {}, 64 * 1024 - max_header_size);
+        CHECK(d.direct_payload_buffer(1).empty());  // between frames
+        // Header and 1000 payload bytes through next(): streamed (the frame is longer than
+        // contiguous_limit), all consumed.
+        bytes first(wire.begin(), wire.begin() + 14 + 1000);
+        std::size_t used = 0;
+        auto ev = d.next(first, used);
+        REQUIRE(ev.kind == event_kind::need_more);
+        CHECK(used == first.size());
+        CHECK(ev.needed == 69000);
+        auto span = d.direct_payload_buffer(1);
+        REQUIRE(span.size() == 69000);
+        CHECK(d.direct_payload_buffer(69000).data() == span.data());  // the same span again
+        CHECK(d.direct_payload_buffer(69001).empty());                // less than min_bytes left
+        // A partial commit: the rest of the frame is offered, right after it.
+        std::memcpy(span.data(), wire.data() + 14 + 1000, 5);
+        ev = d.commit_direct(5);
+        CHECK(ev.kind == event_kind::need_more);
+        CHECK(ev.needed == 68995);
+        CHECK(d.commit_direct(0).needed == 68995);
+        const auto rest = d.direct_payload_buffer(1);
+        REQUIRE(rest.size() == 68995);
+        CHECK(rest.data() == span.data() + 5);
+        d.shrink();  // a frame is being assembled: must not drop it
+        CHECK(d.direct_payload_buffer(1).data() == rest.data());
+        std::memcpy(rest.data(), wire.data() + 14 + 1005, rest.size());
+        ev = d.commit_direct(rest.size());
+        REQUIRE(ev.kind == event_kind::message);
+        CHECK(bytes(ev.payload.begin(), ev.payload.end()) == p);
+        CHECK(ev.payload.data() == span.data() - 1000);  // the assembly buffer
+        CHECK(d.direct_payload_buffer(1).empty());       // a header comes next
+        bytes tail(wire.begin() + 14 + 70000, wire.end());
+        ev = d.next(tail, used);
+        REQUIRE(ev.kind == event_kind::message);
+        CHECK(bytes(ev.payload.begin(), ev.payload.end()) == txt("n"));
+
+        // A frame within contiguous_limit waits in the caller's buffer (handed out in place
+        // later): never direct, whether or not some of it is there.
+        message_decoder w(role::server, {}, 64 * 1024 - max_header_size);
+        const bytes small = m(0x82, pattern(1000));
+        bytes part(small.begin(), small.begin() + 8);
+        CHECK(w.next(part, used).kind == event_kind::need_more);
+        CHECK(w.direct_payload_buffer(1).empty());
+        // The header was consumed; now payload bytes only.
+        bytes payload_part(small.begin() + 8, small.begin() + 18);
+        CHECK(w.next(payload_part, used).kind == event_kind::need_more);
+        CHECK(used == 0);
+        CHECK(w.direct_payload_buffer(1).empty());
+        // Control frames never: a ping split after its header.
+        message_decoder c(role::server, {}, 0);
+        const bytes pingf = m(0x89, "hello");
+        bytes ph(pingf.begin(), pingf.begin() + 6);
+        CHECK(c.next(ph, used).kind == event_kind::need_more);
+        CHECK(c.direct_payload_buffer(1).empty());
+        // Payload bytes left unconsumed (contiguous_limit lowered while they wait): not
+        // direct until next() has taken them.
+        message_decoder q(role::server, {}, 64 * 1024 - max_header_size);
+        bytes qa(wire.begin(), wire.begin() + 14);
+        CHECK(q.next(qa, used).kind == event_kind::need_more);
+        CHECK(!q.direct_payload_buffer(1).empty());  // 70000 > contiguous_limit: streamed
+        message_decoder q2(role::server, {}, 100000);
+        CHECK(q2.next(qa, used).kind == event_kind::need_more);
+        bytes qb(wire.begin() + 14, wire.begin() + 14 + 500);
+        CHECK(q2.next(qb, used).kind == event_kind::need_more);
+        CHECK(used == 0);  // waiting whole, 500 bytes prepared in the caller's buffer
+        q2.set_contiguous_limit(0);
+        CHECK(q2.direct_payload_buffer(1).empty());
+        ev = q2.next(qb, used);
+        CHECK(used == 500);
+        CHECK(q2.direct_payload_buffer(1).size() == 69500);
+    }
+
+    TEST_CASE("direct reads: misuse of commit_direct is a sticky application_error") {
+        const bytes wire = fragments(opcode::binary, pattern(70000), {}, 0);
+        bytes head(wire.begin(), wire.begin() + 14);
+        std::size_t used = 0;
+        {
+            // No span handed out yet.
+            message_decoder d(role::server, {}, 0);
+            CHECK(d.next(head, used).kind == event_kind::need_more);
+            const auto ev = d.commit_direct(10);
+            CHECK(ev.kind == event_kind::error);
+            CHECK(ev.ec == make_error_code(error::application_error));
+            CHECK(d.next(head, used).ec == make_error_code(error::application_error));
+            CHECK(wscoro::close_code_for(ev.ec) == 1011);
+        }
+        {
+            // More than the span; and a span made stale by next().
+            message_decoder d(role::server, {}, 0);
+            CHECK(d.next(head, used).kind == event_kind::need_more);
+            const auto span = d.direct_payload_buffer(1);
+            CHECK(d.commit_direct(span.size() + 1).kind == event_kind::error);
+            message_decoder e(role::server, {}, 0);
+            CHECK(e.next(head, used).kind == event_kind::need_more);
+            CHECK(!e.direct_payload_buffer(1).empty());
+            bytes some(wire.begin() + 14, wire.begin() + 20);
+            CHECK(e.next(some, used).kind == event_kind::need_more);
+            CHECK(e.commit_direct(1).ec == make_error_code(error::application_error));
+        }
+        {
+            // Between frames.
+            message_decoder d(role::server);
+            CHECK(d.commit_direct(1).ec == make_error_code(error::application_error));
+        }
+    }
+
+    TEST_CASE("direct reads: steady state allocates nothing, the buffer is reused") {
+        const bytes p = pattern(1024 * 1024, 2);
+        const bytes wire =
+            fragments(opcode::binary, p, {}, 1) + fragments(opcode::binary, p, {300000, 400000}, 2);
+        message_decoder d(role::server, {}, 64 * 1024 - max_header_size);
+        // Warm up: grows the assembly buffer to 1 MiB.
+        const direct_run warm = feed_direct(d, wire, {64 * 1024, 1, false}, cycle({0}));
+        REQUIRE(warm.events.size() == 2);
+        g_counting = true;
+        g_allocations = 0;
+        const auto run_one = [&] {
+            // As feed_direct, without its allocating bookkeeping.
+            std::size_t at = 0, events = 0;
+            std::byte buf[max_header_size];
+            while (at < wire.size()) {
+                const auto span = d.direct_payload_buffer(1);
+                if (!span.empty()) {
+                    const std::size_t n = std::min<std::size_t>(span.size(), 64 * 1024);
+                    std::memcpy(span.data(), wire.data() + at, n);
+                    at += n;
+                    const auto ev = d.commit_direct(n);
+                    if (ev.kind == event_kind::message) ++events;
+                    continue;
+                }
+                // Every header of `wire` is 14 bytes: read exactly one.
+                const std::size_t n = std::min<std::size_t>(14, wire.size() - at);
+                std::memcpy(buf, wire.data() + at, n);
+                std::size_t used = 0;
+                const auto ev = d.next(std::span<std::byte>(buf, n), used);
+                at += used;
+                if (ev.kind == event_kind::message) ++events;
+                if (used != n) break;
+            }
+            return events;
+        };
+        const std::size_t events = run_one();
+        g_counting = false;
+        CHECK(g_allocations == 0);
+        CHECK(events == 2);
+    }
     // -------------------------------------------------------------------- round trip
     TEST_CASE("randomized round trip: 2000 messages, random fragmentation, pings and chunks") {
         std::mt19937 rng(20240611);

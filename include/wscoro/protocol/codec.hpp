@@ -265,6 +265,26 @@ class codec {
         return next_legacy(in, consumed);
     }
 
+    /// Direct payload reads (message_decoder::direct_payload_buffer, same contract): for
+    /// RFC 6455 the span of the message buffer where the current long data frame's next raw
+    /// payload bytes belong, at most its remaining payload; empty when there is none, and
+    /// always for the other wire formats.
+    std::span<std::byte> direct_payload_buffer(std::size_t min_bytes) {
+        if (auto* d = std::get_if<message_decoder>(&decoder_)) [[likely]]
+            return d->direct_payload_buffer(min_bytes);
+        return {};
+    }
+
+    /// Takes `n` bytes written into the span direct_payload_buffer() returned (same contract
+    /// as message_decoder::commit_direct). Other wire formats never hand out a span: n == 0
+    /// returns need_more, anything else is error::application_error (a caller bug), as
+    /// message_decoder would report it; neither changes the decoder's state.
+    decoder_event commit_direct(std::size_t n) noexcept {
+        if (auto* d = std::get_if<message_decoder>(&decoder_)) [[likely]]
+            return d->commit_direct(n);
+        return commit_direct_legacy(n);
+    }
+
     /// Appends one complete frame (FIN set). `key`: in the client role, the masking key (or
     /// draft-04 nonce) for formats that mask (hybi04, hybi05, rfc6455); required there
     /// (error::bad_unmasked_frame without it), ignored for formats that never mask (hixie,
@@ -308,6 +328,7 @@ class codec {
 
   private:
     decoder_event next_legacy(std::span<std::byte> in, std::size_t& consumed);
+    static decoder_event commit_direct_legacy(std::size_t n) noexcept;
 
     role role_;
     wire_format format_;

@@ -6,9 +6,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "wscoro/protocol/masking.hpp"
@@ -69,6 +73,28 @@ struct decoder_event {
 
 namespace detail {
 
+/// An allocator that default-initialises (for std::byte: leaves uninitialised) what
+/// resize() adds, so that growing the assembly buffer to take a frame's payload does not
+/// first zero memory the payload overwrites anyway (a 1 MiB memset per large message).
+template <class T>
+struct default_init_allocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = default_init_allocator<U>;
+    };
+    default_init_allocator() noexcept = default;
+    template <class U>
+    default_init_allocator(const default_init_allocator<U>&) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
 /// How far a decoder's read_header got.
 enum class header_status : std::uint8_t { incomplete, complete, failed };
 
@@ -103,6 +129,13 @@ class message_assembly {
     [[gnu::always_inline]] decoder_event decode(Framing& framing, std::span<std::byte> in,
                                                 std::size_t& consumed);
 
+    /// message_decoder::direct_payload_buffer's contract (see there). Grows the assembly
+    /// buffer to hold the rest of the frame; std::bad_alloc is the only exception.
+    std::span<std::byte> direct_payload_buffer(std::size_t min_bytes);
+    /// message_decoder::commit_direct's contract, with `framing`'s masking.
+    template <class Framing>
+    decoder_event commit_direct(Framing& framing, std::size_t n) noexcept;
+
     /// For read_header: whether a data frame of opcode `op` may come now.
     std::error_code check_sequence(opcode op) const noexcept;
     /// For read_header: checks a frame's payload length against the limits, before any of it
@@ -136,7 +169,11 @@ class message_assembly {
     bool in_message() const noexcept { return message_open_; }
     void shrink() noexcept {
         // A single long frame is streamed into assembly_ without opening a message.
-        if (!message_open_ && state_ != state::payload) std::vector<std::byte>().swap(assembly_);
+        if (!message_open_ && state_ != state::payload) {
+            buffer().swap(assembly_);
+            assembled_ = 0;
+            direct_size_ = 0;
+        }
     }
 
   private:
@@ -146,7 +183,13 @@ class message_assembly {
         return l.max_frame_size < l.max_message_size ? l.max_frame_size : l.max_message_size;
     }
 
+    using buffer = std::vector<std::byte, default_init_allocator<std::byte>>;
+
     decoder_event fail(std::error_code ec) noexcept;
+    void append(const std::byte* data, std::size_t n);
+    template <class Framing>
+    decoder_event end_data_frame(Framing& framing, bool in_place,
+                                 std::span<std::byte> body) noexcept;
     template <class Framing>
     bool prepare(const Framing& framing, std::span<std::byte> fresh, std::uint64_t offset) noexcept;
     template <class Framing>
@@ -169,7 +212,15 @@ class message_assembly {
     opcode message_type_ = opcode::text;
     std::uint64_t message_size_ = 0;
     utf8_validator utf8_;
-    std::vector<std::byte> assembly_;
+    // The message's bytes are assembly_[0, assembled_). The vector's size is only its usable
+    // storage (never shrunk between messages, and grown without zeroing): direct reads are
+    // written past assembled_ before they are counted.
+    buffer assembly_;
+    std::size_t assembled_ = 0;
+    // The span direct_payload_buffer() last handed out: it starts at assembly_[direct_start_]
+    // and holds direct_size_ bytes (0: none), so commit_direct can tell a misuse.
+    std::size_t direct_start_ = 0;
+    std::size_t direct_size_ = 0;
     std::error_code error_;
 };
 
@@ -189,6 +240,8 @@ class message_assembly {
 ///    Longer frames are streamed into the assembly buffer as they arrive. The caller's
 ///    buffer must therefore be able to hold `contiguous_limit` + 14 bytes. Control frames
 ///    (at most 125 bytes) are always waited for whole.
+///  - While a longer frame is streamed, the caller may instead receive its payload straight
+///    into the assembly buffer (direct_payload_buffer / commit_direct), saving a copy.
 ///  - After `error` the decoder stays failed and returns the same error; after `close` it
 ///    consumes and ignores everything (RFC 6455 §5.5.1: no data after Close).
 ///
@@ -220,6 +273,47 @@ class message_decoder {
     /// Releases the assembly buffer's memory (e.g. for an idle connection). Does nothing
     /// while a message or a frame is being assembled.
     void shrink() noexcept { msg_.shrink(); }
+
+    /// Direct payload reads: lets the caller receive a long data frame's payload straight
+    /// into the message (assembly) buffer instead of into its read buffer, saving the copy
+    /// next() would make from one to the other.
+    ///
+    /// Returns a non-empty span only when the decoder is inside a text, binary or
+    /// continuation frame's payload that it streams into the assembly buffer (the frame is
+    /// longer than contiguous_limit, or part of it was already streamed), at least
+    /// `min_bytes` (and at least 1) of that payload are still to come, and every byte given
+    /// to next() has been consumed (the last call returned need_more having consumed all of
+    /// its input; no payload bytes are waiting in the caller's buffer). Received bytes the
+    /// caller has not passed to next() at all are invisible here: it must hold none (read
+    /// into the span only with an empty read buffer). The span is where the
+    /// next raw (still masked) payload bytes belong; its size is exactly the frame's
+    /// remaining payload, so a read into it can never take bytes of the next frame. Empty
+    /// otherwise: then read into your own buffer and call next() as usual. A frame waiting
+    /// whole in the caller's buffer (at most contiguous_limit bytes, to be handed out in
+    /// place) and control frames never go direct.
+    ///
+    /// The first call for a frame grows the assembly buffer to hold the rest of the frame
+    /// (bounded by max_message_size, which the header was checked against); the capacity is
+    /// kept, so the steady state does not allocate. std::bad_alloc is the only exception.
+    /// The span stays valid until the next call to next() or commit_direct(); calling
+    /// direct_payload_buffer() again before either returns the same span.
+    std::span<std::byte> direct_payload_buffer(std::size_t min_bytes);
+
+    /// Takes the `n` bytes written at the start of the span the last direct_payload_buffer()
+    /// returned (n at most its size): unmasks them in place with the frame's key at the
+    /// right phase, validates text as UTF-8 (fail-fast and incremental across calls, frames
+    /// and next(), exactly as next() does), counts them as payload consumed, and returns the
+    /// event next() would have returned having consumed exactly those bytes: need_more
+    /// (`needed`: the rest of the frame, or the next header's 2 bytes after a non-final
+    /// frame), the completed message (payload in the assembly buffer, valid as for next())
+    /// when they end the final frame, or error::bad_frame_payload (1007) for invalid UTF-8,
+    /// sticky as every error. n == 0 changes nothing and returns need_more.
+    ///
+    /// Mixing is allowed: next() may take the rest of a frame that was partly read directly,
+    /// and the next frame's header always comes through next(). Calling commit_direct
+    /// without a span to commit to (none handed out, or next() ran since, or n larger than
+    /// the span) is a caller bug: the decoder fails with error::application_error (1011).
+    decoder_event commit_direct(std::size_t n) noexcept;
 
   private:
     friend class detail::message_assembly;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <system_error>
 #include <vector>
@@ -132,8 +133,8 @@ inline void message_assembly::start_frame(bool fin, opcode op) noexcept {
         message_size_ = remaining_;
         utf8_.reset();
         // The previous assembled message (if any) was handed out before this call; its
-        // capacity is kept so that steady-state traffic does not allocate.
-        assembly_.clear();
+        // storage is kept so that steady-state traffic does not allocate.
+        assembled_ = 0;
         message_open_ = !fin;
     } else if (op == opcode::continuation) {
         message_size_ += remaining_;
@@ -151,7 +152,7 @@ inline decoder_event message_assembly::whole_message(opcode op, std::span<std::b
     message_type_ = op;
     utf8_.reset();
     // The previous assembled message (if any) was handed out before this call.
-    assembly_.clear();
+    assembled_ = 0;
     const auto body = in.subspan(header, length);
     if (op == opcode::text && !ascii) {
         // RFC 6455 §8.1: text must be UTF-8. decode() would have consumed the header before
@@ -171,6 +172,98 @@ inline decoder_event message_assembly::whole_message(opcode op, std::span<std::b
     ev.kind = event_kind::message;
     ev.type = op;
     ev.payload = body;
+    return ev;
+}
+
+inline void message_assembly::append(const std::byte* data, std::size_t n) {
+    if (n == 0) return;
+    // resize() grows geometrically, so a message streamed in many pieces reallocates
+    // O(log size) times; the storage is kept for the next message.
+    if (assembly_.size() - assembled_ < n) assembly_.resize(assembled_ + n);
+    std::memcpy(assembly_.data() + assembled_, data, n);
+    assembled_ += n;
+}
+
+template <class Framing>
+decoder_event message_assembly::end_data_frame(Framing& framing, bool in_place,
+                                               std::span<std::byte> body) noexcept {
+    // The frame's payload is all consumed (and, unless `in_place`, in assembly_): a header
+    // comes next. A direct span handed out for it is no longer current.
+    remaining_ = 0;
+    frame_offset_ = 0;
+    prepared_ = 0;
+    direct_size_ = 0;
+    framing.end_frame();
+    state_ = state::header;
+    decoder_event ev;
+    if (!fin_) {
+        ev.needed = framing.header_missing();
+        return ev;
+    }
+    // RFC 6455 §8.1 (every hybi draft alike): a text message must not end inside a code
+    // point.
+    if (message_type_ == opcode::text && !utf8_.complete())
+        return fail(make_error_code(error::bad_frame_payload));
+    ev.kind = event_kind::message;
+    ev.type = message_type_;
+    ev.payload = in_place ? body : std::span<std::byte>(assembly_.data(), assembled_);
+    message_open_ = false;
+    message_size_ = 0;
+    return ev;
+}
+
+inline std::span<std::byte> message_assembly::direct_payload_buffer(std::size_t min_bytes) {
+    // Only where decode() itself would copy the payload into assembly_: a data frame being
+    // streamed (not one waiting whole in the caller's buffer to be handed out in place, nor
+    // a control frame), with none of its bytes left unconsumed in the caller's buffer
+    // (prepared_ counts such bytes; decode() leaves no other payload bytes unconsumed).
+    if (state_ != state::payload || is_control(op_) || remaining_ == 0 || prepared_ != 0 ||
+        (frame_offset_ == 0 && remaining_ <= contiguous_limit_) || remaining_ < min_bytes)
+        return {};
+    // The message so far plus this frame's rest is within max_message_size (checked on the
+    // header), but may not fit in size_t on a 32-bit target: then no direct read.
+    if (remaining_ > assembly_.max_size() - assembled_) return {};
+    const auto rest = static_cast<std::size_t>(remaining_);
+    // Room for the whole rest of the frame at once, so that reads into it never reallocate.
+    if (assembly_.size() - assembled_ < rest) assembly_.resize(assembled_ + rest);
+    direct_start_ = assembled_;
+    direct_size_ = rest;
+    return {assembly_.data() + assembled_, rest};
+}
+
+template <class Framing>
+decoder_event message_assembly::commit_direct(Framing& framing, std::size_t n) noexcept {
+    if (state_ == state::failed) {
+        decoder_event ev;
+        ev.kind = event_kind::error;
+        ev.ec = error_;
+        return ev;
+    }
+    if (n == 0 && state_ == state::payload) {
+        decoder_event ev;
+        ev.needed = remaining_;
+        return ev;
+    }
+    // The span must be the one handed out and still current: decode() moves assembled_
+    // when it streams bytes, and clears direct_size_ when it ends the frame.
+    if (state_ != state::payload || is_control(op_) || direct_size_ == 0 ||
+        direct_start_ != assembled_ || n > direct_size_ || n > remaining_)
+        return fail(make_error_code(error::application_error));
+    const std::span<std::byte> fresh(assembly_.data() + assembled_, n);
+    // Exactly what decode() does with streamed bytes: unmask at the frame offset's key phase,
+    // and RFC 6455 §8.1 fail-fast UTF-8 for text before anything more is accepted.
+    if (!prepare(framing, fresh, frame_offset_)) {
+        direct_size_ = 0;
+        return fail(make_error_code(error::bad_frame_payload));
+    }
+    assembled_ += n;
+    frame_offset_ += n;
+    remaining_ -= n;
+    direct_start_ = assembled_;
+    direct_size_ -= n;
+    if (remaining_ == 0) return end_data_frame(framing, false, {});
+    decoder_event ev;
+    ev.needed = remaining_;
     return ev;
 }
 
@@ -289,23 +382,10 @@ inline decoder_event message_assembly::decode(Framing& framing, std::span<std::b
                     consumed = pos;
                     // A message that is exactly one frame, wholly in `in`, needs no copy.
                     const bool in_place = fin_ && op_ != opcode::continuation && frame_offset_ == 0;
-                    if (!in_place) assembly_.insert(assembly_.end(), body.begin(), body.end());
-                    remaining_ = 0;
-                    frame_offset_ = 0;
-                    prepared_ = 0;
-                    framing.end_frame();
-                    state_ = state::header;
+                    if (!in_place) append(body.data(), body.size());
+                    const decoder_event ev = end_data_frame(framing, in_place, body);
+                    // A non-final frame: its continuation's header follows.
                     if (!fin_) break;
-                    // RFC 6455 §8.1 (every hybi draft alike): a text message must not end
-                    // inside a code point.
-                    if (message_type_ == opcode::text && !utf8_.complete())
-                        return fail(make_error_code(error::bad_frame_payload));
-                    decoder_event ev;
-                    ev.kind = event_kind::message;
-                    ev.type = message_type_;
-                    ev.payload = in_place ? body : std::span<std::byte>(assembly_);
-                    message_open_ = false;
-                    message_size_ = 0;
                     return ev;
                 }
 
@@ -317,8 +397,7 @@ inline decoder_event message_assembly::decode(Framing& framing, std::span<std::b
                     ev.needed = remaining_ - avail;
                     return ev;
                 }
-                assembly_.insert(assembly_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
-                                 in.begin() + static_cast<std::ptrdiff_t>(pos + avail));
+                append(in.data() + pos, avail);
                 pos += avail;
                 consumed = pos;
                 frame_offset_ += avail;
