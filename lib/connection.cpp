@@ -68,6 +68,9 @@ thread_local read_buffer_pool buffer_pool;
 // it writes, and gives it back after this long without a write (down to the quiet size).
 constexpr std::chrono::milliseconds write_capacity_linger{1000};
 constexpr std::size_t quiet_write_capacity = 4096;
+// A frame payload with at least this much still to come is read straight into the message
+// buffer (when nothing else is buffered): one copy fewer for large messages.
+constexpr std::size_t direct_read_min = 16 * 1024;
 // Payloads at least this large are written from the sender's memory (gather write, no
 // copy); smaller ones are copied into the write queue, where they coalesce with others.
 constexpr std::size_t zero_copy_threshold = 64 * 1024;
@@ -746,11 +749,18 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             // back short, so a message costs one recv() and the reply one send(), as in a raw
             // epoll loop. A read that filled the buffer may have left bytes behind: read
             // again before waiting.
+            //
+            // Inside a large frame's payload with nothing else buffered, the bytes go straight
+            // into the message buffer (no copy through the read buffer), never past the end
+            // of the frame.
             auto& sock = tcp();
+            const auto direct = rb_begin_ == rb_end_
+                                    ? decoder_.direct_payload_buffer(direct_read_min)
+                                    : std::span<std::byte>();
             bool try_read = last_read_full_;
             for (;;) {
                 if (try_read) {
-                    n = read_now(sock, ec);
+                    n = direct.empty() ? read_now(sock, ec) : recv_now(sock, direct, ec);
                     if (ec != asio::error::would_block && ec != asio::error::try_again) break;
                     ec = {};
                 }
@@ -761,6 +771,16 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                 prepare_read_buffer();
                 if (ec) break;
                 try_read = true;
+            }
+            if (!ec && !direct.empty()) {
+                if (keepalive_) {
+                    last_read_ = std::chrono::steady_clock::now();
+                    ping_outstanding_ = false;
+                }
+                const auto ev = decoder_.commit_direct(n);
+                const auto got = handle_event(ev, m);
+                if (got == decode_result::message) co_return m;
+                continue;
             }
         } else {
             auto op = std::visit(
@@ -794,6 +814,11 @@ connection_impl::decode_result connection_impl::decode_step(std::optional<messag
     const auto ev =
         decoder_.next(std::span(rbuf_.get() + rb_begin_, rb_end_ - rb_begin_), consumed);
     rb_begin_ += consumed;
+    return handle_event(ev, out);
+}
+
+connection_impl::decode_result connection_impl::handle_event(const protocol::decoder_event& ev,
+                                                             std::optional<message>& out) {
     switch (ev.kind) {
         case protocol::event_kind::message:
             log_frame("in", ev.type, ev.payload);
@@ -896,11 +921,16 @@ void connection_impl::trim_write_buffers_later() {
 }
 
 std::size_t connection_impl::read_now(asio::ip::tcp::socket& sock, std::error_code& ec) {
+    return recv_now(sock, std::span(rbuf_.get() + rb_end_, rcap_ - rb_end_), ec);
+}
+
+std::size_t connection_impl::recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
+                                      std::error_code& ec) {
     // recv(MSG_DONTWAIT) rather than socket::read_some(): that would need the socket in
     // non-blocking mode, one more ioctl() per connection.
-    const std::size_t space = rcap_ - rb_end_;
+    const std::size_t space = into.size();
     for (;;) {
-        const auto r = ::recv(sock.native_handle(), rbuf_.get() + rb_end_, space, MSG_DONTWAIT);
+        const auto r = ::recv(sock.native_handle(), into.data(), space, MSG_DONTWAIT);
         if (r > 0) {
             ec = {};
             // A short read emptied the socket; a full one may have left bytes behind.

@@ -218,12 +218,17 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// holds it; `again`: a control frame was handled; `ended`: the connection is closing;
     /// `need_more`: nothing complete is buffered.
     decode_result decode_step(std::optional<message>& out);
+    /// Acts on one decoder event as decode_step describes.
+    decode_result handle_event(const protocol::decoder_event& ev, std::optional<message>& out);
     void prepare_read_buffer();
     void release_read_buffer();
     void trim_write_buffers(std::size_t keep);
     void trim_write_buffers_later();
-    /// One non-blocking recv() into the read buffer (which must be empty).
+    /// One non-blocking recv() into the read buffer's free space.
     std::size_t read_now(asio::ip::tcp::socket& sock, std::error_code& ec);
+    /// One non-blocking recv() into `into`; sets last_read_full_.
+    std::size_t recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
+                         std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);
     void fail_connection(std::error_code ec);
     void on_transport_error(std::error_code ec);
