@@ -68,6 +68,8 @@ thread_local read_buffer_pool buffer_pool;
 // it writes, and gives it back after this long without a write (down to the quiet size).
 constexpr std::chrono::milliseconds write_capacity_linger{1000};
 constexpr std::size_t quiet_write_capacity = 4096;
+// The most one synchronous send() is given (see start_write).
+constexpr std::size_t write_slice = 64 * 1024;
 // A frame payload with at least this much still to come is read straight into the message
 // buffer (when nothing else is buffered): one copy fewer for large messages.
 constexpr std::size_t direct_read_min = 16 * 1024;
@@ -1102,13 +1104,20 @@ void connection_impl::start_write() {
         // write costs one send() and no operation, post or completion handler. What it does
         // not take goes through Asio below; an error is left to Asio to report the same way.
         std::error_code ec;
-        done_now = write_now(*sock, gather_, ec);
-        if (ec) {
-            done_now = 0;
-        } else if (done_now == asio::buffer_size(gather_)) {
+        // In slices of at most 64 KiB, as Asio's own write does: one huge sendmsg() costs
+        // the kernel more than the same bytes in 64 KiB pieces (measured on 1 MiB echoes).
+        const std::size_t total = asio::buffer_size(gather_);
+        while (done_now < total) {
+            const auto asked = std::min(write_slice, total - done_now);
+            const auto w = write_now(*sock, gather_, ec, done_now, write_slice);
+            done_now += w;
+            if (ec || w < asked) break;  // an error, or the socket is full
+        }
+        if (!ec && done_now == total) {
             on_write({}, done_now);
             return;
-        } else if (!inflight_segs_.empty()) {
+        }
+        if (done_now > 0 && !inflight_segs_.empty()) {
             std::size_t skip = done_now;
             std::size_t first = 0;
             while (skip >= gather_[first].size())

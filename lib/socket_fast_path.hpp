@@ -32,9 +32,11 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <asio/version.hpp>
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <system_error>
 #include <type_traits>
@@ -184,19 +186,27 @@ inline void mark_not_duplicated(asio::ip::tcp::socket& socket) noexcept {
 #endif
 }
 
-/// Writes as much of `buffers` as the socket takes now, without blocking: the count written,
-/// 0 if it would block, or an error (EPIPE/ECONNRESET, ...). Never raises SIGPIPE.
+/// Writes as much of `bufs` as the socket takes now, without blocking, skipping the first
+/// `skip` bytes (written already) and giving the kernel at most `max_bytes`: the count
+/// written, 0 if it would block, or an error (EPIPE/ECONNRESET, ...). Never raises SIGPIPE.
 inline std::size_t write_now(asio::ip::tcp::socket& socket,
-                             std::span<const asio::const_buffer> bufs,
-                             std::error_code& ec) noexcept {
+                             std::span<const asio::const_buffer> bufs, std::error_code& ec,
+                             std::size_t skip = 0, std::size_t max_bytes = SIZE_MAX) noexcept {
     constexpr std::size_t max_iov = 64;
     iovec iov[max_iov];
     std::size_t count = 0;
-    for (const auto& b : bufs) {
-        if (count == max_iov) break;
-        if (b.size() == 0) continue;
+    std::size_t total = 0;
+    for (const auto& whole : bufs) {
+        if (count == max_iov || total == max_bytes) break;
+        if (whole.size() <= skip) {  // written already
+            skip -= whole.size();
+            continue;
+        }
+        const auto b = whole + skip;
+        skip = 0;
         iov[count].iov_base = const_cast<void*>(b.data());
-        iov[count].iov_len = b.size();
+        iov[count].iov_len = std::min(b.size(), max_bytes - total);
+        total += iov[count].iov_len;
         ++count;
     }
     if (count == 0) {
