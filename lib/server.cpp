@@ -2,6 +2,7 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <netinet/tcp.h>
 #endif
 
 #include <algorithm>
@@ -363,6 +364,16 @@ void server::listen() {
         if (endpoint.address().is_v6() && endpoint.address().is_unspecified())
             a.set_option(asio::ip::v6_only(false), ec);  // "::" serves IPv4 too
         a.bind(endpoint);
+#ifdef TCP_DEFER_ACCEPT
+        if (st.options.defer_accept) {
+            // Seconds: how long the kernel waits for the first bytes before accepting anyway.
+            using defer = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_DEFER_ACCEPT>;
+            const auto secs =
+                std::chrono::duration_cast<std::chrono::seconds>(st.options.timeouts.handshake);
+            a.set_option(
+                defer(static_cast<int>(std::max<std::chrono::seconds::rep>(1, secs.count()))), ec);
+        }
+#endif
         a.listen(st.options.backlog);
         if (i == 0) endpoint = a.local_endpoint();  // port 0: the others join the same port
         if (!endpoint.address().is_unspecified()) l.bound_local = endpoint;

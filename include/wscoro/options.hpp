@@ -146,6 +146,14 @@ struct server_options {
     std::uint16_t port = 8080;
     /// Listen backlog.
     int backlog = 1024;
+    /// Linux TCP_DEFER_ACCEPT: the kernel completes accept() only once the client has sent
+    /// its first bytes (the upgrade request, a TLS ClientHello, a PROXY header, a Flash policy
+    /// request; a WebSocket client always speaks first). Saves a wake-up and a read that finds
+    /// nothing per connection, and a silent client costs no descriptor meanwhile. A client
+    /// that stays silent is accepted after about timeouts.handshake (the kernel's SYN-ACK
+    /// retries), so the handshake timeout runs from then, and max_connections does not count
+    /// it before. Ignored where the option does not exist.
+    bool defer_accept = false;
 
     /// Multi-core: with threads > 1 the server runs its own `threads` io_contexts, each on
     /// its own thread with its own SO_REUSEPORT acceptor; the kernel spreads new connections

@@ -35,6 +35,9 @@ constexpr std::string_view usage =
 
 int main(int argc, char** argv) {
     wscoro::server_options options;
+    // Accept a connection once its upgrade request is there: one wake-up and one empty read
+    // fewer per connection (see server_options::defer_accept).
+    options.defer_accept = true;
     sample::parse_common(argc, argv, options, usage);
     return sample::run_server("echo", options, echo);
 }

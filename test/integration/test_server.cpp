@@ -130,6 +130,37 @@ TEST_SUITE("server") {
         CHECK(f.saw_error(error::handshake_timeout));
     }
 
+    TEST_CASE("defer_accept: a connection is accepted once its request arrives") {
+        for (const bool defer : {false, true}) {
+            CAPTURE(defer);
+            server_fixture f;
+            f.options.defer_accept = defer;
+            f.start(echo);
+            f.run([&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect_raw(f.endpoint());
+                // Connected, nothing sent: without the option the server accepts at once.
+                for (int i = 0; i < 40 && !defer && f.srv->connection_count() == 0; ++i)
+                    co_await sleep_for(std::chrono::milliseconds(10));
+                co_await sleep_for(std::chrono::milliseconds(100));
+                CHECK(f.srv->connection_count() == (defer ? 0u : 1u));
+                // The request arrives: accepted, upgraded, echoing.
+                const auto key = protocol::generate_key();
+                const auto request = protocol::client_request("127.0.0.1", "/", key);
+                co_await c.write_raw(request);
+                const auto head = co_await c.read_http_head();
+                CHECK_FALSE(protocol::check_accept_response(head, key));
+                CHECK(f.srv->connection_count() == 1);
+                co_await c.send_text("after the wait");
+                auto r = co_await c.next();
+                CHECK(r.text() == "after the wait");
+                co_await c.send_close(close_code::normal);
+                (void)co_await c.next();
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            });
+        }
+    }
+
     TEST_CASE("handshake view: path, query, origin, headers, endpoints") {
         server_fixture f;
         std::optional<handshake_info> seen;
