@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 #include <algorithm>
 #include <asio/bind_allocator.hpp>
-#include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
