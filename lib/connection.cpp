@@ -98,6 +98,26 @@ std::string_view opcode_name(opcode op) {
 }
 }  // namespace
 
+bool is_closed_error(const std::exception_ptr& ex) {
+    try {
+        std::rethrow_exception(ex);
+    } catch (const std::system_error& e) {
+        return e.code() == error::closed;
+    } catch (...) {
+        return false;
+    }
+}
+
+std::string describe(const std::exception_ptr& ex) {
+    try {
+        std::rethrow_exception(ex);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
 strand_variant make_connection_strand(const asio::any_io_executor& ex, bool single_threaded) {
     if (const auto* io = ex.target<asio::io_context::executor_type>()) {
         if (single_threaded) return *io;
@@ -889,6 +909,167 @@ bool connection_impl::try_send(opcode op, byte_span payload) {
     return !enqueue(op, payload, false);
 }
 
+std::error_code connection_impl::send_now(opcode op, byte_span payload) {
+    if (!on_strand()) return std::make_error_code(std::errc::operation_not_permitted);
+    auto e = enqueue(op, payload, false);
+    if (!e && config_->slow_consumer == slow_consumer_policy::close &&
+        buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
+        e = make_error_code(error::slow_consumer);
+        report(e, nullptr, e.message());
+        close_for(e, close_code::policy_violation, "slow consumer");
+    }
+    return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving with callbacks (server::serve(event_handlers))
+//
+// No coroutine: the read completion decodes and calls the application directly, so a message
+// costs no resumption, and an idle connection holds only this object and its waiting read.
+// ---------------------------------------------------------------------------------------------
+
+template <class F>
+void connection_impl::event_call(F&& f) {
+    std::exception_ptr failure;
+    try {
+        f();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (!failure || is_closed_error(failure)) return;
+    // As for a handler coroutine that throws: on_error, then close with 1011.
+    const auto e = make_error_code(error::application_error);
+    report(e, failure, "event callback threw: " + describe(failure));
+    close_for(e, close_code::internal_error, {});
+    if (events_) events_->rethrow(failure);
+}
+
+void connection_impl::start_events(std::shared_ptr<event_sink> sink) {
+    events_ = std::move(sink);
+    reader_active_ = true;  // the callbacks are this connection's reader from now on
+    connection h(shared_from_this());
+    in_dispatch_ = true;
+    event_call([&] { events_->open(h); });
+    in_dispatch_ = false;
+    try {
+        event_read(std::move(h), false);
+    } catch (...) {
+        force_close();  // out of memory for the read: drop this connection, keep the server
+    }
+}
+
+void connection_impl::event_read(connection h, bool readable) {
+    for (;;) {
+        // Every complete message already read goes to the callbacks; what they queue goes
+        // out together after them, in one write.
+        in_dispatch_ = true;
+        while (state_.load(std::memory_order_relaxed) != connection_state::closed) {
+            std::optional<message> m;
+            const auto step = decode_step(m);
+            if (step == decode_result::need_more) break;
+            if (step == decode_result::message) event_call([&] { events_->message(h, *m); });
+        }
+        in_dispatch_ = false;
+        if (state_.load(std::memory_order_relaxed) == connection_state::closed) {
+            // The closing handshake finishes on its own (shutdown_after_flush, linger,
+            // timers); force_close reports the end.
+            flush_now();
+            return;
+        }
+        flush_now();
+        if (socket_closed_) return;
+        if (config_->slow_consumer == slow_consumer_policy::suspend &&
+            buffered_.load(std::memory_order_relaxed) > config_->write_high_water) {
+            read_paused_ = true;  // on_write resumes below write_low_water
+            return;
+        }
+        prepare_read_buffer();
+        auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_);
+        if (!sock) {
+            event_read_tls(std::move(h));
+            return;
+        }
+        // As receive(): read until a short read, then wait for readability with no buffer
+        // held (socket_fast_path.hpp); a large frame's payload goes straight into the
+        // message buffer.
+        const auto direct = rb_begin_ == rb_end_ ? decoder_.direct_payload_buffer(direct_read_min)
+                                                 : std::span<std::byte>();
+        std::error_code ec = asio::error::would_block;
+        std::size_t n = 0;
+        if (readable || last_read_full_)
+            n = direct.empty() ? read_now(*sock, ec) : recv_now(*sock, direct, ec);
+        readable = false;
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            release_read_buffer();
+            trim_write_buffers_later();
+            async_wait_readable(*sock, [h = std::move(h)](std::error_code ec) mutable {
+                auto& c = *h.impl();
+                if (c.socket_closed_) return;
+                if (ec) {
+                    c.on_transport_error(ec);
+                    return;
+                }
+                c.event_read(std::move(h), true);
+            });
+            return;
+        }
+        if (ec) {
+            on_transport_error(ec);
+            return;
+        }
+        if (keepalive_) {  // any bytes prove the peer alive
+            last_read_ = std::chrono::steady_clock::now();
+            ping_outstanding_ = false;
+        }
+        if (direct.empty()) {
+            rb_end_ += n;
+            continue;
+        }
+        std::optional<message> m;
+        in_dispatch_ = true;
+        if (handle_event(decoder_.commit_direct(n), m) == decode_result::message)
+            event_call([&] { events_->message(h, *m); });
+        in_dispatch_ = false;
+    }
+}
+
+void connection_impl::event_read_tls(connection h) {
+#if WSCORO_HAS_TLS
+    tls_or_null()->async_read_some(asio::buffer(rbuf_.get() + rb_end_, rcap_ - rb_end_),
+                                   [h = std::move(h)](std::error_code ec, std::size_t n) mutable {
+                                       auto& c = *h.impl();
+                                       if (c.socket_closed_) return;
+                                       if (ec) {
+                                           c.on_transport_error(ec);
+                                           return;
+                                       }
+                                       c.rb_end_ += n;
+                                       if (c.keepalive_) {
+                                           c.last_read_ = std::chrono::steady_clock::now();
+                                           c.ping_outstanding_ = false;
+                                       }
+                                       c.event_read(std::move(h), false);
+                                   });
+#else
+    (void)h;
+#endif
+}
+
+void connection_impl::event_end() {
+    auto sink = std::move(events_);
+    auto self = shared_from_this();
+    const connection h(self);
+    const auto info = get_close_info();
+    try {
+        sink->closed(h, info);
+    } catch (...) {
+        const auto failure = std::current_exception();
+        report(make_error_code(error::application_error), failure,
+               "event callback threw: " + describe(failure));
+    }
+    sink->finished(self);
+}
+
 void connection_impl::trim_write_buffers(std::size_t keep) {
     // The write queue keeps its capacity so that steady traffic allocates nothing; a
     // connection that falls quiet (or waits after a large message) gives it back.
@@ -1062,7 +1243,8 @@ void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason)
 void connection_impl::schedule_flush() {
     // Cork: frames queued while the current handler code runs (e.g. every echo produced
     // from one read) are written together by one posted flush, in one system call.
-    if (writing_ || flush_scheduled_) return;
+    // (While event callbacks run, event_read flushes when they return.)
+    if (writing_ || flush_scheduled_ || in_dispatch_) return;
     flush_scheduled_ = true;
     // Posted through the typed executor: any_io_executor would drop the handler's allocator.
     auto flush =
@@ -1187,6 +1369,20 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
                 true);
     }
     start_write();
+    if (read_paused_ && !socket_closed_ &&
+        buffered_.load(std::memory_order_relaxed) <= config_->write_low_water) {
+        // The queue drained: an event-driven connection reads again (posted: on_write may
+        // run inside a flush from anywhere on the strand, callbacks must not nest).
+        read_paused_ = false;
+        std::visit(
+            [&](const auto& ex) {
+                asio::post(ex, [h = connection(shared_from_this())]() mutable {
+                    auto& c = *h.impl();
+                    c.event_read(std::move(h), false);
+                });
+            },
+            strand_);
+    }
     notify();
 }
 
@@ -1265,22 +1461,10 @@ asio::awaitable<void> connection_impl::send_prepared(const prepared_message& msg
 // Closing
 // ---------------------------------------------------------------------------------------------
 
-asio::awaitable<void> connection_impl::close(std::uint16_t code, std::string_view reason,
-                                             std::error_code& ec) {
-    ec = {};
-    if (!close_code::is_sendable(code)) {
-        ec = make_error_code(error::invalid_close_code);
-        co_return;
-    }
-    if (reason.size() > 123) {
-        ec = make_error_code(error::reason_too_long);
-        co_return;
-    }
-    if (!protocol::is_valid_utf8(reason)) {
-        ec = make_error_code(error::invalid_utf8_argument);
-        co_return;
-    }
-    auto self = shared_from_this();
+std::error_code connection_impl::start_close(std::uint16_t code, std::string_view reason) {
+    if (!close_code::is_sendable(code)) return make_error_code(error::invalid_close_code);
+    if (reason.size() > 123) return make_error_code(error::reason_too_long);
+    if (!protocol::is_valid_utf8(reason)) return make_error_code(error::invalid_utf8_argument);
     if (state_ == connection_state::open) {
         config_->log.log(log_level::debug, id_, "closing: code {} reason '{}'", code, reason);
         enqueue_close(code, reason);
@@ -1288,6 +1472,14 @@ asio::awaitable<void> connection_impl::close(std::uint16_t code, std::string_vie
         start_timer(config_->timeouts.close, make_error_code(error::close_timeout));
         notify();
     }
+    return {};
+}
+
+asio::awaitable<void> connection_impl::close(std::uint16_t code, std::string_view reason,
+                                             std::error_code& ec) {
+    ec = start_close(code, reason);
+    if (ec) co_return;
+    auto self = shared_from_this();
     if (!reader_active_) {
         // Nobody else reads: read (and drop) messages until the peer's Close arrives.
         while (state_ == connection_state::closing)
@@ -1392,6 +1584,15 @@ void connection_impl::force_close() {
     }
     config_->log.log(log_level::debug, id_, "socket closed");
     notify();
+    if (events_ && !end_posted_) {
+        // (Posted: force_close runs inside reads, writes and callbacks.)
+        end_posted_ = true;
+        std::visit(
+            [&](const auto& ex) {
+                asio::post(ex, [self = shared_from_this()] { self->event_end(); });
+            },
+            strand_);
+    }
 }
 
 void connection_impl::start_timer(std::chrono::milliseconds after, std::error_code reason) {
@@ -1633,6 +1834,28 @@ bool connection::try_send_binary(std::span<const std::byte> data) const {
 
 bool connection::try_send(const message& msg) const {
     return impl_ && impl_->try_send(opcode_for(msg.type()), msg.data());
+}
+
+std::error_code connection::send_now(std::string_view text) const {
+    if (!impl_) return make_error_code(error::closed);
+    if (!protocol::is_valid_utf8(text)) return make_error_code(error::invalid_utf8_argument);
+    return impl_->send_now(opcode::text, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+std::error_code connection::send_now_binary(std::span<const std::byte> data) const {
+    if (!impl_) return make_error_code(error::closed);
+    return impl_->send_now(opcode::binary, data);
+}
+
+std::error_code connection::send_now(const message& msg) const {
+    if (!impl_) return make_error_code(error::closed);
+    return impl_->send_now(opcode_for(msg.type()), msg.data());
+}
+
+std::error_code connection::start_close(std::uint16_t code, std::string_view reason) const {
+    if (!impl_) return {};
+    if (!impl_->on_strand()) return std::make_error_code(std::errc::operation_not_permitted);
+    return impl_->start_close(code, reason);
 }
 
 asio::awaitable<bool> connection::ping(std::string_view body) const {

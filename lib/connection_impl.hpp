@@ -119,6 +119,29 @@ struct read_buffer_deleter {
 };
 using read_buffer = std::unique_ptr<std::byte[], read_buffer_deleter>;
 
+class connection_impl;
+
+/// Where a connection served with callbacks (server::serve(event_handlers)) reports. The
+/// server implements it: the application's callbacks plus the connection registry.
+class event_sink {
+  public:
+    virtual ~event_sink() = default;
+    virtual void open(const connection& c) = 0;
+    virtual void message(const connection& c, const wscoro::message& m) = 0;
+    virtual void closed(const connection& c, const close_info& info) = 0;
+    /// The connection is over (closed() has run): forget it.
+    virtual void finished(const std::shared_ptr<connection_impl>& c) = 0;
+    /// A callback threw (reported and the connection closing already): rethrow it out of
+    /// io_context::run() if the server was asked to (rethrow_handler_exceptions).
+    virtual void rethrow(std::exception_ptr ex) = 0;
+};
+
+/// True if `ex` is a wscoro::system_error (or std::system_error) with error::closed: a send
+/// after the peer left, a normal end for a handler rather than a failure.
+bool is_closed_error(const std::exception_ptr& ex);
+/// what() of the exception, or "unknown exception".
+std::string describe(const std::exception_ptr& ex);
+
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
   public:
     /// `peer` and `local` are the socket's endpoints if known (port 0: ask the socket).
@@ -152,6 +175,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// Queues a complete prepared RFC 6455 frame by reference (no copy), or its payload
     /// re-framed for older protocol versions.
     asio::awaitable<void> send_prepared(const prepared_message& msg, std::error_code* ec);
+    /// Starts the closing handshake without waiting (connection::start_close); close() waits
+    /// for its end.
+    std::error_code start_close(std::uint16_t code, std::string_view reason);
+    /// Serves the open connection with callbacks instead of a handler coroutine: on_open
+    /// now, then a message callback per message read, then closed() and finished() once the
+    /// socket is closed. The callbacks are this connection's reader for good.
+    void start_events(std::shared_ptr<event_sink> sink);
+    /// Queues a copy of one frame without waiting, whatever the queue holds
+    /// (connection::send_now). On the strand only.
+    std::error_code send_now(protocol::opcode op, std::span<const std::byte> payload);
     /// Closes the socket at once (server shutdown after the close timeout, fatal errors).
     void force_close();
     /// Reports an error to on_error (never throws).
@@ -229,6 +262,18 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
                          std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);
+
+    // event-driven serving (start_events)
+    /// Hands every complete message already read to the callbacks, then reads (once
+    /// `readable` says the socket has data, or the last read filled its buffer) or waits
+    /// for data without holding a buffer. `h` keeps the connection alive meanwhile.
+    void event_read(connection h, bool readable);
+    void event_read_tls(connection h);
+    /// Runs a callback; an exception is reported and closes the connection with 1011.
+    template <class F>
+    void event_call(F&& f);
+    /// The socket is closed: the close callback, then the server forgets the connection.
+    void event_end();
     void fail_connection(std::error_code ec);
     void on_transport_error(std::error_code ec);
 
@@ -276,6 +321,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t rb_end_ = 0;
     protocol::codec decoder_;  // chosen by the negotiated protocol version
     bool reader_active_ = false;
+    // Served with callbacks (start_events): where they go. in_dispatch_: callbacks are
+    // running and event_read flushes the queue when they return, so queueing posts no
+    // flush. read_paused_: reading stopped for backpressure, on_write resumes it.
+    std::shared_ptr<event_sink> events_;
+    bool in_dispatch_ = false;
+    bool read_paused_ = false;
+    bool end_posted_ = false;
     bool last_read_full_ = false;  // the last plain-TCP read filled the space it was given
     bool peer_close_received_ = false;
     // The peer's Close arrived and ours is queued: close_info() becomes {code, reason, clean}

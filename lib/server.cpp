@@ -37,7 +37,8 @@ struct server::state : std::enable_shared_from_this<server::state> {
     asio::any_io_executor executor;
     server_options options;
     std::shared_ptr<const detail::connection_config> config;
-    std::shared_ptr<const wscoro::handler> handler;
+    std::shared_ptr<const wscoro::handler> handler;  // one of these two
+    std::shared_ptr<const event_handlers> events;
     // One listener per io_context: the caller's (threads <= 1), or one per server-owned
     // context and thread (threads > 1), each with its own SO_REUSEPORT acceptor so the kernel
     // spreads connections and every connection stays on the thread that accepted it.
@@ -108,25 +109,8 @@ std::shared_ptr<const detail::connection_config> make_config(const server_option
     return c;
 }
 
-bool is_closed_error(const std::exception_ptr& ex) {
-    try {
-        std::rethrow_exception(ex);
-    } catch (const std::system_error& e) {
-        return e.code() == error::closed;
-    } catch (...) {
-        return false;
-    }
-}
-
-std::string describe(const std::exception_ptr& ex) {
-    try {
-        std::rethrow_exception(ex);
-    } catch (const std::exception& e) {
-        return e.what();
-    } catch (...) {
-        return "unknown exception";
-    }
-}
+using detail::describe;
+using detail::is_closed_error;
 
 // After a burst of connections the heap is full of freed holes that malloc keeps. Give them
 // back when the number of connections has halved since its peak (and once more when it
@@ -178,11 +162,45 @@ void forget_connection(server::state& st, const std::shared_ptr<connection_impl>
     if (trim) schedule_trim(st);
 }
 
-// One connection from accept to the socket's close. Every exception is caught here: a
-// handler that throws closes its connection with 1011 and nothing else.
+// Connections served with callbacks report here: the application's callbacks, then the
+// registry. One per listener; it holds the server state, which does not hold it.
+class event_bridge final : public detail::event_sink {
+  public:
+    event_bridge(std::shared_ptr<server::state> st, std::shared_ptr<std::atomic<std::size_t>> live)
+        : st_(std::move(st)), live_(std::move(live)), h_(*st_->events) {}
+    void open(const connection& c) override {
+        if (h_.on_open) h_.on_open(c);
+    }
+    void message(const connection& c, const wscoro::message& m) override {
+        if (h_.on_message) h_.on_message(c, m);
+    }
+    void closed(const connection& c, const close_info& info) override {
+        if (h_.on_close) h_.on_close(c, info);
+    }
+    void finished(const std::shared_ptr<connection_impl>& c) override;
+    void rethrow(std::exception_ptr ex) override {
+        if (!st_->options.rethrow_handler_exceptions) return;
+        // em-websocket's behaviour, on request: out of io_context::run().
+        asio::post(st_->executor, [ex] { std::rethrow_exception(ex); });
+    }
+
+  private:
+    std::shared_ptr<server::state> st_;
+    std::shared_ptr<std::atomic<std::size_t>> live_;
+    const event_handlers& h_;  // (st_->events, kept alive by st_)
+};
+
+void event_bridge::finished(const std::shared_ptr<connection_impl>& c) {
+    forget_connection(*st_, c, *live_);
+}
+
+// One connection from accept to the socket's close, or to the handshake when callbacks serve
+// it (`events`). Every exception is caught here: a handler that throws closes its connection
+// with 1011 and nothing else.
 asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
                                      std::shared_ptr<connection_impl> c, bool busy,
-                                     std::shared_ptr<std::atomic<std::size_t>> live) {
+                                     std::shared_ptr<std::atomic<std::size_t>> live,
+                                     std::shared_ptr<detail::event_sink> events) {
     {
         std::lock_guard lock(st->mutex);
         st->connections.insert(c);
@@ -192,6 +210,12 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
         if (busy) {
             co_await c->reject_busy();
         } else if (co_await c->accept_handshake()) {
+            if (events) {
+                // From here on the callbacks run from the connection's own completions, and
+                // this coroutine's frames are freed; the bridge forgets the connection.
+                c->start_events(std::move(events));
+                co_return;
+            }
             std::exception_ptr failure;
             try {
                 co_await (*st->handler)(connection(c));
@@ -260,6 +284,8 @@ void reserve_reactor_records(server::state::listener& l, tcp protocol) {
 asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t index) {
     auto& log = st->config->log;
     auto& l = st->listeners[index];
+    std::shared_ptr<detail::event_sink> events;
+    if (st->events) events = std::make_shared<event_bridge>(st, l.live);
     while (!st->stopping) {
         auto strand = detail::make_connection_strand(l.executor, l.single_threaded);
         auto strand_executor =
@@ -298,7 +324,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t
         st->count.fetch_add(1);
         log.log(log_level::debug, id, "accepted{}", busy ? ", over max_connections" : "");
         l.live->fetch_add(1);
-        auto run = run_connection(st, c, busy, l.live);
+        auto run = run_connection(st, c, busy, l.live, events);
         asio::co_spawn(strand_executor, std::move(run), asio::detached);
     }
     log.log(log_level::debug, 0, "listener stopped");
@@ -392,21 +418,44 @@ tcp::endpoint server::local_endpoint() const {
 
 void server::serve(handler h) {
     listen();
-    auto& st = *state_;
-    st.handler = std::make_shared<const handler>(std::move(h));
-    for (std::size_t i = 0; i < st.listeners.size(); ++i)
-        asio::co_spawn(st.listeners[i].executor, accept_loop(state_, i), asio::detached);
-    for (auto& ctx : st.contexts) {
-        st.work.push_back(asio::make_work_guard(*ctx));
-        st.threads.emplace_back([c = ctx.get()] { c->run(); });
+    state_->handler = std::make_shared<const handler>(std::move(h));
+    start_serving(state_);
+}
+
+void server::serve(event_handlers h) {
+    listen();
+    state_->events = std::make_shared<const event_handlers>(std::move(h));
+    start_serving(state_);
+}
+
+void server::start_serving(const std::shared_ptr<state>& st) {
+    for (std::size_t i = 0; i < st->listeners.size(); ++i)
+        asio::co_spawn(st->listeners[i].executor, accept_loop(st, i), asio::detached);
+    for (auto& ctx : st->contexts) {
+        st->work.push_back(asio::make_work_guard(*ctx));
+        st->threads.emplace_back([c = ctx.get()] { c->run(); });
     }
 }
 
 asio::awaitable<void> server::run(handler h) {
     auto st = state_;  // the server object may be gone when this resumes
+    listen();
+    st->handler = std::make_shared<const handler>(std::move(h));
+    co_await run_state(st);
+}
+
+asio::awaitable<void> server::run(event_handlers h) {
+    auto st = state_;
+    listen();
+    st->events = std::make_shared<const event_handlers>(std::move(h));
+    co_await run_state(st);
+}
+
+asio::awaitable<void> server::run_state(std::shared_ptr<state> st) {
+    // (`st`, not the server object, which may be gone when this resumes.)
     if (std::max(1u, st->options.threads) > 1) {
         // The work happens on the server's own threads: wait here until stopped.
-        serve(std::move(h));
+        start_serving(st);
         asio::steady_timer wait(co_await asio::this_coro::executor);
         while (!st->stopping) {
             wait.expires_after(std::chrono::milliseconds(50));
@@ -414,8 +463,6 @@ asio::awaitable<void> server::run(handler h) {
             if (ec) break;  // cancelled
         }
     } else {
-        listen();
-        st->handler = std::make_shared<const handler>(std::move(h));
         co_await accept_loop(st, 0);
     }
     // The accept loop ends on stop() or when this coroutine is cancelled (e.g. through a

@@ -57,7 +57,8 @@ class connection {
     /// close_info() says how). Never throws for anything the peer does: protocol violations
     /// close the connection with the right code (1002 / 1007 / 1009) and end the receive
     /// loop. The message's bytes stay valid until the next receive() call.
-    /// Throws std::system_error (operation_in_progress) if another receive() is pending.
+    /// Throws std::system_error (operation_in_progress) if another receive() is pending, or
+    /// if the connection is served with event callbacks (they are its reader).
     asio::awaitable<std::optional<message>> receive() const;
 
     /// Queues `text` as one text frame. Completes once the frame is queued and the queue is
@@ -105,6 +106,30 @@ class connection {
     bool try_send_binary(std::span<const std::byte> data) const;
     /// As send(const message&) (an exact echo), if that needs no waiting; see try_send(text).
     bool try_send(const message& msg) const;
+
+    // --- Sending without waiting, for event callbacks (server::serve(event_handlers)). ---
+
+    /// Queues `text` as one text frame (a copy) without waiting, however full the queue is;
+    /// it is written in the background. Returns error::closed once the connection is
+    /// closing or closed, error::invalid_utf8_argument for text that is not UTF-8, and
+    /// std::errc::operation_not_permitted when called off the connection's strand (event
+    /// callbacks run on it; elsewhere use send()). With slow_consumer_policy::close, going
+    /// above max_outbound closes the connection (error::slow_consumer). With the suspend
+    /// policy an event-driven connection stops reading while the queue is above
+    /// write_high_water, which bounds what its callbacks can queue.
+    std::error_code send_now(std::string_view text) const;
+    /// As send_now(text), for one binary frame.
+    std::error_code send_now_binary(std::span<const std::byte> data) const;
+    /// As send(const message&) (an exact echo, no second UTF-8 check), without waiting; see
+    /// send_now(text).
+    std::error_code send_now(const message& msg) const;
+    /// Starts the closing handshake (as close(), with the same checks and errors) without
+    /// waiting for its end: the connection's reader (receive() or the event callbacks)
+    /// sees the end, and on_close reports it. Anywhere but the connection's strand it
+    /// returns std::errc::operation_not_permitted. Closing a connection that is already
+    /// closing or closed does nothing.
+    std::error_code start_close(std::uint16_t code = close_code::normal,
+                                std::string_view reason = {}) const;
 
     /// Sends a Ping (payload at most 125 bytes, else error::control_too_big). The Pong comes
     /// back through receive() when control frames are delivered. Returns false (sending

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "wscoro/connection.hpp"
+#include "wscoro/events.hpp"
 #include "wscoro/options.hpp"
 
 namespace wscoro {
@@ -52,6 +53,13 @@ class server {
     /// bound to co_spawn, or an `||` race) shuts the server down gracefully, as stop().
     asio::awaitable<void> run(handler h);
 
+    /// As serve(handler), with callbacks instead of a handler coroutine (see
+    /// event_handlers): no coroutine frame per connection once it is open, and a message is
+    /// handed to on_message straight from the read that brought it.
+    void serve(event_handlers h);
+    /// As run(handler), with callbacks (see serve(event_handlers)).
+    asio::awaitable<void> run(event_handlers h);
+
     /// Graceful shutdown: stops accepting, drops handshakes in flight, and closes every open
     /// connection with 1001 (going away), each waiting for its closing handshake up to
     /// timeouts.close before its socket is dropped. Returns at once; idempotent. Once every
@@ -67,6 +75,8 @@ class server {
 
   private:
     static void stop_state(const std::shared_ptr<state>& st);
+    static asio::awaitable<void> run_state(std::shared_ptr<state> st);
+    static void start_serving(const std::shared_ptr<state>& st);
     std::shared_ptr<state> state_;
 };
 

@@ -5,6 +5,7 @@
 #include "wscoro/config.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/error.hpp"
+#include "wscoro/events.hpp"
 #include "wscoro/handshake_info.hpp"
 #include "wscoro/logger.hpp"
 #include "wscoro/message.hpp"

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -15,11 +16,22 @@
 
 namespace sample {
 
-/// Parses `--host H --port P --debug` (and `--help`) into `options`; exits on bad input.
+/// A sample's own on/off flag, e.g. {"--coroutine", &coroutine}.
+struct switch_flag {
+    std::string_view name;
+    bool* value;
+};
+
+/// Parses `--host H --port P --debug` (and `--help`) into `options`, and the sample's own
+/// `switches`; exits on bad input.
 inline void parse_common(int argc, char** argv, wscoro::server_options& options,
-                         std::string_view usage) {
+                         std::string_view usage, std::initializer_list<switch_flag> switches = {}) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
+        bool matched = false;
+        for (const auto& sw : switches)
+            if (arg == sw.name) *sw.value = matched = true;
+        if (matched) continue;
         const auto value = [&]() -> std::string_view {
             if (i + 1 >= argc) {
                 fmt::print(stderr, "{} needs a value\n{}", arg, usage);
@@ -79,8 +91,9 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
 
 /// The samples' main loop: one io_context on this thread, the server on it, a banner, and a
 /// graceful stop (1001 to every client) on SIGINT or SIGTERM. Returns the exit status.
-inline int run_server(std::string_view name, wscoro::server_options options,
-                      wscoro::handler handler) {
+/// `handler`: a wscoro::handler (coroutine) or wscoro::event_handlers (callbacks).
+template <class Handler>
+int run_server(std::string_view name, wscoro::server_options options, Handler handler) {
     try {
         asio::io_context io(1);
         options.single_threaded = true;  // only this thread runs `io`

@@ -2,7 +2,11 @@
 // closes are answered with the same code. Used by the conformance suites and benchmarks.
 //
 //     echo [--host 127.0.0.1] [--port 8080] [--tls-cert FILE --tls-key FILE]
-//          [--max-message-size BYTES] [--threads N] [--debug]
+//          [--max-message-size BYTES] [--threads N] [--coroutine] [--debug]
+//
+// It is served with event callbacks (wscoro::event_handlers): an idle connection then holds
+// no coroutine frame, and a message is echoed straight from the read that brought it.
+// --coroutine serves it with the equivalent handler coroutine instead.
 
 #include <fmt/format.h>
 #include <wscoro/wscoro.hpp>
@@ -10,6 +14,17 @@
 #include "../common/cli.hpp"
 
 namespace {
+
+wscoro::event_handlers echo_events() {
+    wscoro::event_handlers h;
+    h.on_message = [](const wscoro::connection& ws, const wscoro::message& msg) {
+        // Queued without waiting; everything echoed from one read leaves in one send(). It
+        // only fails once the connection is closing, when there is nobody to echo to. A
+        // client that does not read stops being read (backpressure, see event_handlers).
+        (void)ws.send_now(msg);
+    };
+    return h;
+}
 
 asio::awaitable<void> echo(wscoro::connection ws) {
     while (auto msg = co_await ws.receive()) {
@@ -26,10 +41,11 @@ asio::awaitable<void> echo(wscoro::connection ws) {
 constexpr std::string_view usage =
     "usage: echo [--host ADDRESS] [--port PORT] [--tls-cert FILE --tls-key FILE\n"
     "            [--tls-key-pass PASSWORD]] [--max-message-size BYTES] [--threads N]\n"
-    "            [--debug]\n"
+    "            [--coroutine] [--debug]\n"
     "  An exact WebSocket echo server (default 127.0.0.1:8080), over wss:// with\n"
     "  --tls-cert/--tls-key (PEM files). --max-message-size also raises the frame limit.\n"
-    "  --threads N: N threads, each with its own io_context and SO_REUSEPORT acceptor.\n";
+    "  --threads N: N threads, each with its own io_context and SO_REUSEPORT acceptor.\n"
+    "  --coroutine: serve with a handler coroutine instead of event callbacks.\n";
 
 }  // namespace
 
@@ -38,6 +54,8 @@ int main(int argc, char** argv) {
     // Accept a connection once its upgrade request is there: one wake-up and one empty read
     // fewer per connection (see server_options::defer_accept).
     options.defer_accept = true;
-    sample::parse_common(argc, argv, options, usage);
-    return sample::run_server("echo", options, echo);
+    bool coroutine = false;
+    sample::parse_common(argc, argv, options, usage, {{"--coroutine", &coroutine}});
+    if (coroutine) return sample::run_server("echo", options, echo);
+    return sample::run_server("echo", options, echo_events());
 }

@@ -18,6 +18,10 @@ load generator saw a wrong byte, opcode, size, handshake or close).
     run_bench.py --wscoro build/samples/echo --raw build/test/bench/raw_echo \
                  --beast build/test/bench/beast_echo --loadgen build/test/bench/loadgen \
                  [--reps 3] [--quick] [--scenarios pingpong,large] [--json out.json]
+                 [--coroutine-too]
+
+samples/echo serves with event callbacks by default; --coroutine-too adds a column "coro"
+for the same binary run with --coroutine (its handler coroutine).
 """
 
 import argparse
@@ -75,7 +79,10 @@ SCENARIOS = {
         work=("--steps", "1000,10000", "200,2000"), unit="KiB/conn",
         issue=(0, 0.25, 5.9, 11, 0.5)),
 }
-SERVERS = ["wscoro", "raw", "beast"]
+SERVERS = ["wscoro", "raw", "beast", "coro"]
+# Extra server arguments: "coro" is samples/echo served by its handler coroutine instead of
+# event callbacks (--coroutine), run when asked for with --coroutine-too.
+SERVER_ARGS = {"coro": ["--coroutine"]}
 
 
 def log(*a):
@@ -128,7 +135,8 @@ class Server:
     def __init__(self, name, path, port, cpu, pin):
         self.name = name
         self.err = tempfile.TemporaryFile()
-        cmd = pinned(cpu, [path, "--host", "127.0.0.1", "--port", str(port)], pin)
+        cmd = pinned(cpu, [path, "--host", "127.0.0.1", "--port", str(port)] +
+                     SERVER_ARGS.get(name, []), pin)
         # taskset execs the server: the PID is the server's.
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err,
                                      stdin=subprocess.DEVNULL)
@@ -256,6 +264,8 @@ def main():
     ap.add_argument("--raw", help="raw_echo")
     ap.add_argument("--beast", help="beast_echo")
     ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--coroutine-too", action="store_true",
+                    help="also run samples/echo with --coroutine (column 'coro')")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 repetition, small counts (< 60 s)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -271,7 +281,8 @@ def main():
         log("taskset not found: running unpinned")
         opts.no_pin = True
     opts.client_cpu = opts.client_cpu if not opts.no_pin else None
-    paths = {"wscoro": opts.wscoro, "raw": opts.raw, "beast": opts.beast}
+    paths = {"wscoro": opts.wscoro, "raw": opts.raw, "beast": opts.beast,
+             "coro": opts.wscoro if opts.coroutine_too else None}
     servers = [s for s in SERVERS if paths[s]]
     for s in servers + ["loadgen"]:
         p = opts.loadgen if s == "loadgen" else paths[s]
@@ -350,6 +361,11 @@ def main():
                      for k in by.get("wscoro", {}) if other in by and k in by[other]]
             pairs = [p for p in pairs if p is not None]
             entry[f"wscoro/{other}"] = statistics.median(pairs) if pairs else None
+        if "coro" in by:
+            pairs = [ratio(by["coro"][k]["value"], by["raw"][k]["value"])
+                     for k in by["coro"] if "raw" in by and k in by["raw"]]
+            pairs = [p for p in pairs if p is not None]
+            entry["coro/raw"] = statistics.median(pairs) if pairs else None
         rr, rb = entry["wscoro/raw"], entry["wscoro/beast"]
         w(f"{sc:11} {unit:8} " + " ".join(f"{c:>22}" for c in cells) +
           f" {('%.2f' % rr) if rr is not None else '-':>11} {('%.2f' % rb) if rb is not None else '-':>12}")
@@ -383,6 +399,10 @@ def main():
                                    if summary[sc].get(s, {}).get("rate_per_s"))
              for sc in scenarios if sc != "idle"]
     w("loadgen rates (median): " + "; ".join(rates))
+    if "coro" in servers:
+        w("coro (samples/echo --coroutine) / raw: " + ", ".join(
+            f"{sc} {summary[sc]['coro/raw']:.2f}" for sc in scenarios
+            if summary[sc].get("coro/raw") is not None))
     w(f"{len(runs)} runs, {len(failures)} failed, {time.time() - started:.0f} s")
     for f in failures:
         w(f"FAILED {f['scenario']} {f['server']} rep {f['rep']}: {f['error']}")

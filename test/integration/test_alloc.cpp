@@ -132,16 +132,28 @@ asio::awaitable<void> echo_fast(connection ws) {
     }
 }
 
-void measure(std::size_t size, int in_flight, bool fast = false) {
+// The echo served with callbacks (samples/echo's default).
+event_handlers echo_events() {
+    event_handlers h;
+    h.on_message = [](const connection& ws, const message& m) { (void)ws.send_now(m); };
+    return h;
+}
+
+enum class style { coroutine, fast_path, events };
+
+void measure(std::size_t size, int in_flight, style how = style::coroutine) {
     CAPTURE(size);
     CAPTURE(in_flight);
-    CAPTURE(fast);
+    CAPTURE(static_cast<int>(how));
     asio::io_context io(1);
     server_options o;
     o.port = 0;
     o.single_threaded = true;
     server srv(io.get_executor(), o);
-    srv.serve(fast ? echo_fast : echo);
+    if (how == style::events)
+        srv.serve(echo_events());
+    else
+        srv.serve(how == style::fast_path ? echo_fast : echo);
     std::atomic<int> phase{0};
     bool ok = false;
     const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
@@ -182,9 +194,16 @@ TEST_SUITE("alloc") {
     }
 
     TEST_CASE("the try_receive / try_send echo allocates nothing per message either") {
-        measure(32, 1, true);
-        measure(64, 64, true);
-        measure(4096, 64, true);
-        measure(60000, 4, true);
+        measure(32, 1, style::fast_path);
+        measure(64, 64, style::fast_path);
+        measure(4096, 64, style::fast_path);
+        measure(60000, 4, style::fast_path);
+    }
+
+    TEST_CASE("the echo served with event callbacks allocates nothing per message") {
+        measure(32, 1, style::events);
+        measure(64, 64, style::events);
+        measure(4096, 64, style::events);
+        measure(60000, 4, style::events);
     }
 }

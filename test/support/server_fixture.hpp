@@ -30,7 +30,9 @@ struct server_fixture {
         options.timeouts.handshake = std::chrono::seconds(5);
     }
 
-    void start(handler h) {
+    /// Starts serving with `h`: a handler coroutine or event_handlers.
+    template <class Handler>
+    void start(Handler h) {
         options.on_error = [this](const error_report& r) {
             errors.push_back({r.code, r.message, r.exception != nullptr});
         };

@@ -1,0 +1,463 @@
+// Connections served with event callbacks (server::serve(event_handlers)), over real sockets
+// on 127.0.0.1: the same protocol engine as the coroutine handlers, driven from completions.
+
+#include <doctest/doctest.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <optional>
+#include <ostream>
+#include <thread>
+
+#include "server_fixture.hpp"
+#include "test_certs.hpp"
+#include "wscoro/connection.hpp"
+#include "wscoro/events.hpp"
+
+using namespace wscoro;
+using namespace wscoro::test;
+using protocol::event_kind;
+using protocol::opcode;
+
+namespace {
+
+// Runs a test case twice, once per executor mode (doctest subcases).
+bool executor_mode() {
+    bool mode = false;
+    SUBCASE("strand per connection") {
+        mode = false;
+    }
+    SUBCASE("single-threaded io_context") {
+        mode = true;
+    }
+    return mode;
+}
+
+// What the callbacks saw.
+struct journal {
+    int opens = 0;
+    int closes = 0;
+    int messages = 0;
+    std::string path;
+    std::optional<close_info> info;
+    connection_state state_at_close = connection_state::open;
+    std::size_t max_buffered = 0;
+    std::vector<message_type> types;
+};
+
+// An echo with send_now(), recording into `j`.
+event_handlers echo_into(journal& j) {
+    event_handlers h;
+    h.on_open = [&j](const connection& ws) {
+        ++j.opens;
+        j.path = std::string(ws.handshake().path());
+    };
+    h.on_message = [&j](const connection& ws, const message& m) {
+        ++j.messages;
+        j.types.push_back(m.type());
+        if (m.type() == message_type::ping || m.type() == message_type::pong) return;
+        CHECK_FALSE(ws.send_now(m));
+        j.max_buffered = std::max(j.max_buffered, ws.buffered_amount());
+    };
+    h.on_close = [&j](const connection& ws, const close_info& info) {
+        ++j.closes;
+        j.info = info;
+        j.state_at_close = ws.state();
+    };
+    return h;
+}
+
+asio::awaitable<void> expect_message(ws_client& c, opcode type, std::span<const std::byte> data) {
+    auto r = co_await c.next(std::chrono::seconds(20));
+    REQUIRE(r.kind == event_kind::message);
+    CHECK(r.type == type);
+    REQUIRE(r.payload.size() == data.size());
+    CHECK(std::equal(r.payload.begin(), r.payload.end(), data.begin()));
+}
+
+asio::awaitable<void> expect_close(ws_client& c, std::uint16_t code) {
+    auto r = co_await c.next();
+    REQUIRE(r.kind == event_kind::close);
+    CHECK(r.code == code);
+    auto eof = co_await c.next();
+    CHECK(eof.eof);  // and then the server closes TCP (RFC 6455 §7.1.1)
+}
+
+std::vector<std::byte> ascii(std::size_t n, std::size_t seed = 0) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<std::byte>('a' + (i + seed) % 26);
+    return v;
+}
+
+std::vector<std::byte> masked(opcode op, std::span<const std::byte> payload) {
+    std::vector<std::byte> out;
+    const protocol::mask_key mk{std::byte{0x11}, std::byte{0x22}, std::byte{0x33}, std::byte{0x44}};
+    protocol::append_frame(out, op, true, payload, &mk);
+    return out;
+}
+
+}  // namespace
+
+TEST_SUITE("events") {
+    TEST_CASE("echo of every length class; on_open, then on_close once with a clean close") {
+        const bool single = executor_mode();
+        server_fixture f;
+        f.options.single_threaded = single;
+        f.options.max_frame_size = 32u << 20;
+        f.options.max_message_size = 32u << 20;
+        journal j;
+        f.start(echo_into(j));
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint(), "/room?x=1");
+                // 70 000 B and up: the payload is read straight into the message buffer.
+                for (std::size_t n : {0, 1, 125, 126, 65535, 65536, 70000, 1 << 20, 16 << 20}) {
+                    CAPTURE(n);
+                    const auto text = ascii(n);
+                    co_await c.send_frame(opcode::text, text);
+                    co_await expect_message(c, opcode::text, text);
+                    const auto bin = pattern(n, static_cast<unsigned>(n));
+                    co_await c.send_frame(opcode::binary, bin);
+                    co_await expect_message(c, opcode::binary, bin);
+                }
+                co_await c.send_close(4001, "bye now");
+                co_await expect_close(c, 4001);
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            },
+            std::chrono::seconds(120));
+        CHECK(j.opens == 1);
+        CHECK(j.closes == 1);
+        CHECK(j.path == "/room");
+        CHECK(j.messages == 18);
+        REQUIRE(j.info);
+        CHECK(j.info->code == 4001);
+        CHECK(j.info->reason == "bye now");
+        CHECK(j.info->was_clean);
+        CHECK_FALSE(j.info->error);
+        CHECK(j.state_at_close == connection_state::closed);
+        CHECK(f.errors.empty());
+    }
+
+    TEST_CASE("a burst in one write: every message in order, the ping answered, a clean close") {
+        const bool single = executor_mode();
+        server_fixture f;
+        f.options.single_threaded = single;
+        journal j;
+        f.start(echo_into(j));
+        constexpr int count = 300;
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            std::vector<std::byte> burst;
+            for (int i = 0; i < count; ++i) {
+                const auto body =
+                    ascii(static_cast<std::size_t>(i % 200), static_cast<std::size_t>(i));
+                const auto frame = masked(i % 3 ? opcode::text : opcode::binary, body);
+                burst.insert(burst.end(), frame.begin(), frame.end());
+                if (i == count / 2) {
+                    const auto ping = masked(opcode::ping, bytes("are you there"));
+                    burst.insert(burst.end(), ping.begin(), ping.end());
+                }
+            }
+            std::byte body[2];
+            protocol::encode_close_payload(body, 1000, {});
+            const auto close = masked(opcode::close, std::span(body, 2));
+            burst.insert(burst.end(), close.begin(), close.end());
+            co_await c.write_raw(burst);
+            bool pong = false;
+            for (int i = 0; i < count; ++i) {
+                auto r = co_await c.next();
+                if (r.kind == event_kind::pong) {
+                    CHECK(r.text() == "are you there");
+                    pong = true;
+                    r = co_await c.next();
+                }
+                REQUIRE(r.kind == event_kind::message);
+                CHECK(r.type == (i % 3 ? opcode::text : opcode::binary));
+                const auto want =
+                    ascii(static_cast<std::size_t>(i % 200), static_cast<std::size_t>(i));
+                CHECK(r.payload == want);
+            }
+            CHECK(pong);
+            co_await expect_close(c, 1000);
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.messages == count);  // the ping was answered, not delivered
+        REQUIRE(j.info);
+        CHECK(j.info->code == 1000);
+        CHECK(j.info->was_clean);
+    }
+
+    TEST_CASE("deliver_control_frames: pings and pongs reach on_message too") {
+        server_fixture f;
+        journal j;
+        auto h = echo_into(j);
+        h.on_open = [](const connection& ws) { ws.deliver_control_frames(true); };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_frame(opcode::ping, bytes("p1"));
+            auto r = co_await c.next();
+            CHECK(r.kind == event_kind::pong);  // still answered
+            co_await c.send_frame(opcode::pong, bytes("unsolicited"));
+            co_await c.send_text("after");
+            co_await expect_message(c, opcode::text, bytes("after"));
+            co_await c.send_close(1000);
+            co_await expect_close(c, 1000);
+        });
+        const std::vector<message_type> want{message_type::ping, message_type::pong,
+                                             message_type::text};
+        CHECK(j.types == want);
+    }
+
+    TEST_CASE("a protocol error closes with 1002 and on_close reports it") {
+        server_fixture f;
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_text("fine");
+            co_await expect_message(c, opcode::text, bytes("fine"));
+            // An unmasked frame from a client (RFC 6455 §5.1).
+            const std::byte unmasked[] = {std::byte{0x81}, std::byte{0x01}, std::byte{'x'}};
+            co_await c.write_raw(unmasked);
+            co_await expect_close(c, close_code::protocol_error);
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.closes == 1);
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::protocol_error);
+        CHECK_FALSE(j.info->was_clean);
+        CHECK(j.info->error == error::bad_unmasked_frame);
+    }
+
+    TEST_CASE("a callback that throws: on_error, 1011, the server goes on") {
+        server_fixture f;
+        journal j;
+        auto h = echo_into(j);
+        auto echo = h.on_message;
+        h.on_message = [echo](const connection& ws, const message& m) {
+            if (m.text() == "boom") throw std::runtime_error("exploded");
+            echo(ws, m);
+        };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_text("boom");
+            auto r = co_await c.next();
+            REQUIRE(r.kind == event_kind::close);
+            CHECK(r.code == close_code::internal_error);
+            co_await c.send_close(close_code::internal_error);
+            auto eof = co_await c.next();
+            CHECK(eof.eof);
+            // Another connection is served as usual.
+            auto c2 = co_await ws_client::connect(f.endpoint());
+            co_await c2.send_text("still here");
+            co_await expect_message(c2, opcode::text, bytes("still here"));
+            co_await c2.send_close(1000);
+            co_await expect_close(c2, 1000);
+        });
+        REQUIRE(f.errors.size() == 1);
+        CHECK(f.errors[0].code == error::application_error);
+        CHECK(f.errors[0].had_exception);
+        CHECK(f.errors[0].message.find("exploded") != std::string::npos);
+        CHECK(j.closes == 2);
+    }
+
+    TEST_CASE("start_close from a callback: our Close, the peer's answer, a clean end") {
+        server_fixture f;
+        journal j;
+        auto h = echo_into(j);
+        std::error_code bad_code, bad_reason, second;
+        h.on_message = [&](const connection& ws, const message& m) {
+            bad_code = ws.start_close(1005);
+            bad_reason = ws.start_close(1000, std::string(124, 'r'));
+            CHECK_FALSE(ws.start_close(4000, m.text()));
+            second = ws.start_close(4001);  // already closing: nothing
+            CHECK(ws.state() == connection_state::closing);
+            CHECK(ws.send_now("late") == error::closed);
+        };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            co_await c.send_text("done here");
+            auto r = co_await c.next();
+            REQUIRE(r.kind == event_kind::close);
+            CHECK(r.code == 4000);
+            CHECK(r.reason == "done here");
+            co_await c.send_close(4000);
+            auto eof = co_await c.next();
+            CHECK(eof.eof);
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(bad_code == error::invalid_close_code);
+        CHECK(bad_reason == error::reason_too_long);
+        CHECK_FALSE(second);
+        REQUIRE(j.info);
+        CHECK(j.info->code == 4000);
+        CHECK(j.info->was_clean);
+    }
+
+    TEST_CASE("backpressure: a peer that does not read stops being read; nothing is lost") {
+        const bool single = executor_mode();
+        server_fixture f;
+        f.options.single_threaded = single;
+        f.options.write_high_water = 64 * 1024;
+        f.options.write_low_water = 16 * 1024;
+        journal j;
+        f.start(echo_into(j));
+        // 32 MiB of echoes: far more than the kernel's socket buffers hold.
+        constexpr int count = 8192;
+        constexpr std::size_t size = 4096;
+        int read_while_stalled = 0;
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint());
+                auto writer = [](ws_client& c) -> asio::awaitable<void> {
+                    std::vector<std::byte> all;
+                    for (int i = 0; i < count; ++i) {
+                        const auto frame =
+                            masked(opcode::binary, pattern(size, static_cast<unsigned>(i)));
+                        all.insert(all.end(), frame.begin(), frame.end());
+                    }
+                    co_await c.write_raw(all);
+                };
+                asio::co_spawn(f.io, writer(c), asio::detached);
+                co_await sleep_for(std::chrono::milliseconds(500));
+                read_while_stalled = j.messages;
+                for (int i = 0; i < count; ++i) {
+                    auto r = co_await c.next(std::chrono::seconds(20));
+                    REQUIRE(r.kind == event_kind::message);
+                    if (r.payload != pattern(size, static_cast<unsigned>(i))) {
+                        FAIL("echo " << i << " differs");
+                    }
+                }
+                co_await c.send_close(1000);
+                co_await expect_close(c, 1000);
+            },
+            std::chrono::seconds(90));
+        CHECK(j.messages == count);
+        CHECK(read_while_stalled < count);  // reading stopped while the peer did not read
+        // At most the high-water mark plus the echoes of one read (64 KiB) are ever queued.
+        CHECK(j.max_buffered <= f.options.write_high_water + 64 * 1024 + 2 * size);
+        REQUIRE(j.info);
+        CHECK(j.info->was_clean);
+    }
+
+    TEST_CASE("graceful stop: open connections get 1001 and on_close; run() returns") {
+        server_fixture f;
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c1 = co_await ws_client::connect(f.endpoint());
+            auto c2 = co_await ws_client::connect(f.endpoint());
+            co_await c1.send_text("x");
+            co_await expect_message(c1, opcode::text, bytes("x"));
+            f.srv->stop();
+            for (auto* c : {&c1, &c2}) {
+                auto r = co_await c->next();
+                REQUIRE(r.kind == event_kind::close);
+                CHECK(r.code == close_code::going_away);
+                co_await c->send_close(close_code::going_away);
+                auto eof = co_await c->next();
+                CHECK(eof.eof);
+            }
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.opens == 2);
+        CHECK(j.closes == 2);
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::going_away);
+        CHECK(j.info->was_clean);
+    }
+
+    TEST_CASE("the peer drops TCP: on_close with 1006") {
+        server_fixture f;
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            {
+                auto c = co_await ws_client::connect(f.endpoint());
+                co_await c.send_text("x");
+                co_await expect_message(c, opcode::text, bytes("x"));
+            }  // closed without a closing handshake
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.closes == 1);
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::abnormal);
+        CHECK_FALSE(j.info->was_clean);
+    }
+
+    TEST_CASE("handles kept from on_open: awaitable sends from another thread, send_now refused") {
+        server_fixture f;
+        journal j;
+        auto h = echo_into(j);
+        connection kept;
+        h.on_open = [&](const connection& ws) { kept = ws; };
+        f.start(std::move(h));
+        std::error_code off_strand;
+        std::atomic<bool> sent{false};
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            for (int i = 0; i < 100 && !kept; ++i)
+                co_await sleep_for(std::chrono::milliseconds(5));
+            REQUIRE(kept);
+            std::thread other([&] {
+                off_strand = kept.send_now("nope");
+                asio::io_context io2;
+                asio::co_spawn(
+                    io2, [&]() -> asio::awaitable<void> { co_await kept.send("from afar"); },
+                    [&](std::exception_ptr e) { sent = !e; });
+                io2.run();
+            });
+            auto r = co_await c.next();
+            other.join();
+            CHECK(r.kind == event_kind::message);
+            CHECK(r.text() == "from afar");
+            co_await c.send_text("echo");
+            co_await expect_message(c, opcode::text, bytes("echo"));
+            co_await c.send_close(1000);
+            co_await expect_close(c, 1000);
+        });
+        CHECK(sent);
+        CHECK(off_strand == std::errc::operation_not_permitted);
+        kept = {};
+    }
+
+    TEST_CASE("event callbacks over TLS") {
+        const auto server_cert = make_self_signed("localhost");
+        server_fixture f;
+        f.options.secure = true;
+        f.options.tls.cert = server_cert.cert_pem;
+        f.options.tls.private_key = server_cert.key_pem;
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            tls_client_options tls;
+            tls.server_name = "localhost";
+            tls.ca_pem = server_cert.cert_pem;
+            auto c = co_await ws_client::connect(f.endpoint(), "/", {}, &tls);
+            for (std::size_t n : {5, 70000}) {
+                const auto text = ascii(n);
+                co_await c.send_frame(opcode::text, text);
+                co_await expect_message(c, opcode::text, text);
+            }
+            co_await c.send_close(1000);
+            auto r = co_await c.next();
+            CHECK(r.kind == event_kind::close);
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.messages == 2);
+        REQUIRE(j.info);
+        CHECK(j.info->was_clean);
+    }
+}
