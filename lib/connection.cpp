@@ -2,6 +2,7 @@
 
 #include <strings.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <algorithm>
 #include <asio/bind_allocator.hpp>
 #include <asio/co_spawn.hpp>
@@ -154,6 +155,7 @@ connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant st
                read_buffer_size - protocol::max_header_size) {}
 
 connection_impl::~connection_impl() {
+    if (lot_linked && events_) events_->woke(*this);  // (an io_context destroyed mid-wait)
     // The read buffer goes back to this thread's pool (a munmap() per connection otherwise).
     if (rbuf_) buffer_pool.put(std::move(rbuf_));
 }
@@ -946,15 +948,26 @@ void connection_impl::event_call(F&& f) {
 
 void connection_impl::start_events(std::shared_ptr<event_sink> sink) {
     events_ = std::move(sink);
+    parks_ = events_->parks();
     reader_active_ = true;  // the callbacks are this connection's reader from now on
     connection h(shared_from_this());
     in_dispatch_ = true;
     event_call([&] { events_->open(h); });
     in_dispatch_ = false;
     try {
-        event_read(std::move(h), false);
+        // Posted: by the time it runs, the handshake's coroutine and timer have let go of
+        // this object, so a connection that then waits holds no more than its wait (and can
+        // be parked at once, see event_sink::waiting).
+        std::visit(
+            [&](const auto& ex) {
+                asio::post(ex, [h = std::move(h)]() mutable {
+                    auto& c = *h.impl();
+                    c.event_read(std::move(h), false);
+                });
+            },
+            strand_);
     } catch (...) {
-        force_close();  // out of memory for the read: drop this connection, keep the server
+        force_close();  // out of memory: drop this connection, keep the server
     }
 }
 
@@ -1002,8 +1015,13 @@ void connection_impl::event_read(connection h, bool readable) {
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             release_read_buffer();
             trim_write_buffers_later();
+            // A candidate for parking while it waits (or parked right away, when many
+            // connections wait at once and this one has only just been opened).
+            if (parks_ && events_->waiting(*this)) return;
             async_wait_readable(*sock, [h = std::move(h)](std::error_code ec) mutable {
                 auto& c = *h.impl();
+                if (c.parked_) return;  // folded: the record has the socket now
+                if (c.lot_linked) c.events_->woke(c);
                 if (c.socket_closed_) return;
                 if (ec) {
                     c.on_transport_error(ec);
@@ -1053,6 +1071,56 @@ void connection_impl::event_read_tls(connection h) {
 #else
     (void)h;
 #endif
+}
+
+parked_connection::~parked_connection() {
+    if (fd >= 0) ::close(fd);
+}
+
+bool connection_impl::parkable() const noexcept {
+    // Everything a fresh object rebuilt from the record would lack: bytes of a next frame,
+    // queued or unwritten frames, a closing handshake, timers, and anyone else's handle (the
+    // registry and the pending wait hold the two references counted here).
+    return parks_ && !parked_ && !socket_closed_ && state_.load() == connection_state::open &&
+           !in_dispatch_ && !read_paused_ && rb_begin_ == rb_end_ && decoder_.idle() &&
+           wbuf_.empty() && segs_.empty() && !writing_ && !flush_scheduled_ && !shutdown_pending_ &&
+           !close_sent_ && !peer_close_received_ && !late_pong_pending_ && !trim_timer_armed_ &&
+           !keepalive_ && !ping_outstanding_ && !close_reason_ &&
+           std::holds_alternative<asio::ip::tcp::socket>(stream_) &&
+           weak_from_this().use_count() == 2;
+}
+
+std::unique_ptr<parked_connection> connection_impl::fold() {
+    auto rec = std::make_unique<parked_connection>();
+    rec->handshake = handshake_.fold();
+    rec->id = id_;
+    rec->max_frame_size = max_frame_size.load();
+    rec->deliver_control = deliver_control.load();
+    rec->v6 = handshake_.local_endpoint().address().is_v6();
+    rec->fd = tcp().native_handle();
+    return rec;
+}
+
+void connection_impl::release_for_parking() noexcept {
+    parked_ = true;
+    std::error_code ignored;
+    (void)tcp().release(ignored);  // removes it from Asio's epoll set, aborts the wait
+    config_->log.log(log_level::debug, id_, "parked");
+}
+
+void connection_impl::unfold(const parked_connection& rec, std::shared_ptr<event_sink> sink) {
+    handshake_ = handshake_info::unfold(rec.handshake);
+    decoder_ = protocol::codec(protocol::role::server, handshake_.protocol_version(),
+                               config_->limits, read_buffer_size - protocol::max_header_size);
+    max_frame_size = rec.max_frame_size;
+    deliver_control = rec.deliver_control;
+    in_lot_epoll = true;
+    state_ = connection_state::open;
+    events_ = std::move(sink);
+    parks_ = true;
+    reader_active_ = true;
+    config_->log.log(log_level::debug, id_, "unparked");
+    event_read(connection(shared_from_this()), true);
 }
 
 void connection_impl::event_end() {
@@ -1584,6 +1652,7 @@ void connection_impl::force_close() {
     }
     config_->log.log(log_level::debug, id_, "socket closed");
     notify();
+    if (lot_linked && events_) events_->woke(*this);
     if (events_ && !end_posted_) {
         // (Posted: force_close runs inside reads, writes and callbacks.)
         end_posted_ = true;

@@ -121,6 +121,25 @@ using read_buffer = std::unique_ptr<std::byte[], read_buffer_deleter>;
 
 class connection_impl;
 
+/// A parked connection (server_options::park_idle_after): what an idle event-driven
+/// connection needs to be rebuilt, about 300 bytes with its folded handshake, against some
+/// 2.5 KiB for the live object. Owns the socket descriptor.
+struct parked_connection {
+    parked_connection* prev = nullptr;  // in its parking lot's list
+    parked_connection* next = nullptr;
+    std::string handshake;  // handshake_info::fold()
+    std::uint64_t id = 0;
+    std::uint64_t max_frame_size = 0;
+    int fd = -1;
+    bool v6 = false;
+    bool deliver_control = false;
+
+    parked_connection() = default;
+    parked_connection(const parked_connection&) = delete;
+    parked_connection& operator=(const parked_connection&) = delete;
+    ~parked_connection();
+};
+
 /// Where a connection served with callbacks (server::serve(event_handlers)) reports. The
 /// server implements it: the application's callbacks plus the connection registry.
 class event_sink {
@@ -134,6 +153,14 @@ class event_sink {
     /// A callback threw (reported and the connection closing already): rethrow it out of
     /// io_context::run() if the server was asked to (rethrow_handler_exceptions).
     virtual void rethrow(std::exception_ptr ex) = 0;
+
+    // Parking (server_options::park_idle_after): when parks() is true the connection calls
+    // waiting() as it is about to wait for data, and woke() (while linked) when the wait ends
+    // or the connection closes. waiting() returns true if it parked the connection at once
+    // (then it must not wait: the socket is gone).
+    virtual bool parks() const noexcept { return false; }
+    virtual bool waiting(connection_impl&) noexcept { return false; }
+    virtual void woke(connection_impl&) noexcept {}
 };
 
 /// True if `ex` is a wscoro::system_error (or std::system_error) with error::closed: a send
@@ -185,6 +212,29 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// Queues a copy of one frame without waiting, whatever the queue holds
     /// (connection::send_now). On the strand only.
     std::error_code send_now(protocol::opcode op, std::span<const std::byte> payload);
+    // --- parking (server_options::park_idle_after), driven by the server's parking lot ---
+    /// True if this waiting connection can be folded: served with parking callbacks, open,
+    /// nothing received of a next frame, nothing queued or being written, no timer, and no
+    /// holder but the server's registry and the wait itself.
+    bool parkable() const noexcept;
+    /// The record for folding this connection; the socket stays registered with Asio (and
+    /// owned here) until release_for_parking().
+    std::unique_ptr<parked_connection> fold();
+    /// Hands the socket over to the record: Asio forgets it and ends the pending wait
+    /// (aborted, ignored), after which this object goes away.
+    void release_for_parking() noexcept;
+    /// Rebuilds a folded connection in this new object, made for the record's socket, then
+    /// reads what woke it.
+    void unfold(const parked_connection& rec, std::shared_ptr<event_sink> sink);
+    // The parking lot's list of waiting connections (oldest first), and whether the socket
+    // is in the lot's epoll set already (parked before: re-armed, not added).
+    connection_impl* lot_prev = nullptr;
+    connection_impl* lot_next = nullptr;
+    std::uint32_t lot_tick = 0;
+    bool lot_linked = false;
+    bool lot_waited = false;  // it waited before (is not fresh from its handshake)
+    bool in_lot_epoll = false;
+
     /// Closes the socket at once (server shutdown after the close timeout, fatal errors).
     void force_close();
     /// Reports an error to on_error (never throws).
@@ -328,6 +378,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool in_dispatch_ = false;
     bool read_paused_ = false;
     bool end_posted_ = false;
+    bool parks_ = false;           // events_->parks(): report waits to the parking lot
+    bool parked_ = false;          // folded into a parked_connection: this object is done
     bool last_read_full_ = false;  // the last plain-TCP read filled the space it was given
     bool peer_close_received_ = false;
     // The peer's Close arrived and ours is queued: close_info() becomes {code, reason, clean}

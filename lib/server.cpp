@@ -4,12 +4,15 @@
 #include <malloc.h>
 #include <netinet/tcp.h>
 #endif
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -25,6 +28,7 @@
 #include "connection_impl.hpp"
 #include "socket_fast_path.hpp"
 #include "tls_context.hpp"
+#include "wscoro/protocol/handshake.hpp"
 
 namespace wscoro {
 
@@ -32,6 +36,10 @@ using asio::ip::tcp;
 using detail::connection_impl;
 // SO_REUSEPORT lives in asio::detail: keep our own name for it.
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+namespace {
+class event_bridge;
+}
 
 struct server::state : std::enable_shared_from_this<server::state> {
     asio::any_io_executor executor;
@@ -52,6 +60,11 @@ struct server::state : std::enable_shared_from_this<server::state> {
         std::shared_ptr<std::atomic<std::size_t>> live =
             std::make_shared<std::atomic<std::size_t>>(0);
         std::size_t reserved = 0;
+        // Serving with callbacks: the listener's event bridge and parking lot, and how many
+        // connections are parked (written by the bridge only, read anywhere).
+        std::weak_ptr<event_bridge> bridge;
+        std::shared_ptr<std::atomic<std::size_t>> parked =
+            std::make_shared<std::atomic<std::size_t>>(0);
     };
     std::vector<listener> listeners;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -118,6 +131,10 @@ using detail::is_closed_error;
 // attack. Bursts of fewer than `trim_min_peak` connections are not worth a malloc_trim().
 constexpr std::size_t trim_min_peak = 256;
 
+// With this many connections waiting unparked, a connection waiting for the first time after
+// its handshake is parked at once (see event_bridge::waiting).
+constexpr std::size_t fresh_park_threshold = 256;
+
 void trim_now() {
 #if defined(__GLIBC__)
     ::malloc_trim(0);
@@ -163,11 +180,21 @@ void forget_connection(server::state& st, const std::shared_ptr<connection_impl>
 }
 
 // Connections served with callbacks report here: the application's callbacks, then the
-// registry. One per listener; it holds the server state, which does not hold it.
-class event_bridge final : public detail::event_sink {
+// registry. One per listener; it holds the server state, which only holds a weak reference
+// to it (for stop()).
+//
+// It is also the listener's parking lot (server_options::park_idle_after). Waiting
+// connections are kept in a list, oldest wait first; a sweep timer ticks every half
+// park_idle_after while the list is not empty, and folds the connections that have waited
+// two ticks into parked_connection records. A parked socket sits in the lot's own epoll set
+// (EPOLLONESHOT), which Asio watches as one descriptor; when it reports, the record is
+// unfolded into a new connection object that reads at once. All of it runs on the
+// listener's one thread (parking needs a single-threaded io_context).
+class event_bridge final : public detail::event_sink,
+                           public std::enable_shared_from_this<event_bridge> {
   public:
-    event_bridge(std::shared_ptr<server::state> st, std::shared_ptr<std::atomic<std::size_t>> live)
-        : st_(std::move(st)), live_(std::move(live)), h_(*st_->events) {}
+    event_bridge(std::shared_ptr<server::state> st, std::size_t index);
+    ~event_bridge() override;
     void open(const connection& c) override {
         if (h_.on_open) h_.on_open(c);
     }
@@ -184,14 +211,253 @@ class event_bridge final : public detail::event_sink {
         asio::post(st_->executor, [ex] { std::rethrow_exception(ex); });
     }
 
+    bool parks() const noexcept override { return parks_; }
+    bool waiting(connection_impl& c) noexcept override;
+    void woke(connection_impl& c) noexcept override;
+
+    /// Connections parked now (not holding a reactor record).
+    std::size_t parked() const noexcept { return l_.parked->load(std::memory_order_relaxed); }
+    /// server::stop(): no more parking; every parked connection is unfolded and closed with
+    /// 1001. On the listener's executor.
+    void stop_parking();
+
   private:
+    void arm_sweep();
+    void sweep();
+    bool park(connection_impl& c);
+    void watch();
+    void unpark_ready();
+    std::shared_ptr<connection_impl> unpark(std::unique_ptr<detail::parked_connection> rec);
+    void link(detail::parked_connection* r) noexcept;
+    void unlink(detail::parked_connection* r) noexcept;
+
     std::shared_ptr<server::state> st_;
-    std::shared_ptr<std::atomic<std::size_t>> live_;
+    server::state::listener& l_;
     const event_handlers& h_;  // (st_->events, kept alive by st_)
+    bool parks_ = false;
+    bool stopping_ = false;
+    // waiting connections, oldest first
+    connection_impl* head_ = nullptr;
+    connection_impl* tail_ = nullptr;
+    std::size_t waiting_count_ = 0;
+    std::uint32_t tick_ = 0;
+    std::chrono::milliseconds tick_period_{0};
+    asio::steady_timer sweep_timer_;
+    bool sweep_armed_ = false;
+    // parked records (owned), and the epoll set their sockets wait in
+    detail::parked_connection* parked_head_ = nullptr;
+    int epoll_fd_ = -1;
+    std::optional<asio::posix::stream_descriptor> watch_;
+    bool watching_ = false;
 };
 
+event_bridge::event_bridge(std::shared_ptr<server::state> st, std::size_t index)
+    : st_(std::move(st)), l_(st_->listeners[index]), h_(*st_->events), sweep_timer_(l_.executor) {
+    const auto& o = st_->options;
+    const auto& t = st_->config->timeouts;
+    // (Keep-alive and idle timers, TLS state and strands cannot be folded.)
+    parks_ = o.park_idle_after.count() > 0 && l_.single_threaded && !o.secure &&
+             t.idle.count() <= 0 && t.ping_interval.count() <= 0;
+    tick_period_ = std::max(std::chrono::milliseconds(1), o.park_idle_after / 2);
+}
+
+event_bridge::~event_bridge() {
+    while (parked_head_) {  // (the io_context went away with connections parked)
+        std::unique_ptr<detail::parked_connection> rec(parked_head_);
+        unlink(parked_head_);
+    }
+    if (watch_) {
+        std::error_code ignored;
+        watch_->close(ignored);  // closes epoll_fd_
+    } else if (epoll_fd_ >= 0) {
+        ::close(epoll_fd_);
+    }
+}
+
 void event_bridge::finished(const std::shared_ptr<connection_impl>& c) {
-    forget_connection(*st_, c, *live_);
+    forget_connection(*st_, c, *l_.live);
+}
+
+bool event_bridge::waiting(connection_impl& c) noexcept {
+    if (stopping_) return false;
+    // A burst of new connections that then wait (a client opening thousands at once): fold
+    // them as soon as they are open rather than a sweep later. That keeps the number of live
+    // connection objects, and of Asio's reactor records (which Asio never frees), at about
+    // this threshold however large the burst; the heap they leave is reused by the next
+    // accepts instead of being left fragmented.
+    if (!c.lot_waited && waiting_count_ >= fresh_park_threshold) {
+        c.lot_waited = true;
+        if (park(c)) return true;
+    }
+    c.lot_waited = true;
+    ++waiting_count_;
+    c.lot_tick = tick_;
+    c.lot_prev = tail_;
+    c.lot_next = nullptr;
+    (tail_ ? tail_->lot_next : head_) = &c;
+    tail_ = &c;
+    c.lot_linked = true;
+    if (!sweep_armed_) arm_sweep();
+    return false;
+}
+
+void event_bridge::woke(connection_impl& c) noexcept {
+    if (!c.lot_linked) return;
+    (c.lot_prev ? c.lot_prev->lot_next : head_) = c.lot_next;
+    (c.lot_next ? c.lot_next->lot_prev : tail_) = c.lot_prev;
+    c.lot_prev = c.lot_next = nullptr;
+    c.lot_linked = false;
+    --waiting_count_;
+}
+
+void event_bridge::arm_sweep() {
+    sweep_armed_ = true;
+    sweep_timer_.expires_after(tick_period_);
+    sweep_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+        self->sweep_armed_ = false;
+        if (!ec) self->sweep();
+    });
+}
+
+void event_bridge::sweep() {
+    if (stopping_) return;
+    ++tick_;
+    // Waited two ticks: at least half park_idle_after, at most all of it.
+    const auto before = parked();
+    while (head_ && tick_ - head_->lot_tick >= 2) {
+        auto& c = *head_;
+        woke(c);
+        park(c);
+    }
+    // Many connections folded at once (after a burst of connections) leave their objects'
+    // memory free in the heap, where malloc keeps it: give it back.
+    if (parked() >= before + trim_min_peak) schedule_trim(*st_);
+    if (head_) arm_sweep();
+}
+
+bool event_bridge::park(connection_impl& c) {
+    if (!c.parkable()) return false;  // (not linked any more: its next wait links it again)
+    if (epoll_fd_ < 0) {
+        epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        if (epoll_fd_ < 0) return false;
+    }
+    std::unique_ptr<detail::parked_connection> rec;
+    try {
+        rec = c.fold();
+    } catch (...) {
+        return false;  // out of memory: stays as it is
+    }
+    // Into our epoll set first (a descriptor may be in two), so no byte can slip between.
+    // EPOLLONESHOT: reported once, then disabled until the next park re-arms it.
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.ptr = rec.get();
+    int r = ::epoll_ctl(epoll_fd_, c.in_lot_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, rec->fd, &ev);
+    if (r != 0 && errno == (c.in_lot_epoll ? ENOENT : EEXIST))
+        r = ::epoll_ctl(epoll_fd_, c.in_lot_epoll ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, rec->fd, &ev);
+    if (r != 0) {
+        rec->fd = -1;  // (still the connection's)
+        return false;
+    }
+    if (!watching_) watch();
+    auto self = c.shared_from_this();
+    c.release_for_parking();
+    {
+        std::lock_guard lock(st_->mutex);
+        st_->connections.erase(self);
+    }
+    link(rec.release());
+    return true;
+}
+
+void event_bridge::link(detail::parked_connection* r) noexcept {
+    r->prev = nullptr;
+    r->next = parked_head_;
+    if (parked_head_) parked_head_->prev = r;
+    parked_head_ = r;
+    l_.parked->store(parked() + 1, std::memory_order_relaxed);
+}
+
+void event_bridge::unlink(detail::parked_connection* r) noexcept {
+    (r->prev ? r->prev->next : parked_head_) = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->prev = r->next = nullptr;
+    l_.parked->store(parked() - 1, std::memory_order_relaxed);
+}
+
+void event_bridge::watch() {
+    if (!watch_) watch_.emplace(l_.executor, epoll_fd_);
+    watching_ = true;
+    watch_->async_wait(asio::posix::stream_descriptor::wait_read,
+                       [self = shared_from_this()](std::error_code ec) {
+                           self->watching_ = false;
+                           if (ec) return;
+                           self->unpark_ready();
+                           if (self->parked() > 0 && !self->stopping_) self->watch();
+                       });
+}
+
+void event_bridge::unpark_ready() {
+    epoll_event events[64];
+    for (;;) {
+        const int n = ::epoll_wait(epoll_fd_, events, 64, 0);
+        for (int i = 0; i < n; ++i) {
+            auto* r = static_cast<detail::parked_connection*>(events[i].data.ptr);
+            unlink(r);
+            unpark(std::unique_ptr<detail::parked_connection>(r));
+        }
+        if (n < 64) break;
+    }
+}
+
+std::shared_ptr<connection_impl> event_bridge::unpark(
+    std::unique_ptr<detail::parked_connection> rec) {
+    std::shared_ptr<connection_impl> c;
+    try {
+        tcp::socket socket(l_.executor);
+        socket.assign(rec->v6 ? tcp::v6() : tcp::v4(), rec->fd);  // throws on failure
+        rec->fd = -1;
+        detail::mark_not_duplicated(socket);
+        c = std::make_shared<connection_impl>(std::move(socket),
+                                              detail::make_connection_strand(l_.executor, true),
+                                              st_->config, rec->id);
+        {
+            std::lock_guard lock(st_->mutex);
+            st_->connections.insert(c);
+        }
+        c->unfold(*rec, shared_from_this());
+    } catch (const std::exception& e) {
+        // Out of memory or descriptors: this connection is lost (its socket closes with the
+        // record or the object); the server goes on.
+        error_report r;
+        r.code = std::make_error_code(std::errc::not_enough_memory);
+        r.message = std::string("could not unpark a connection: ") + e.what();
+        r.connection_id = rec->id;
+        if (st_->config->on_error) st_->config->on_error(r);
+        if (c) {
+            c->force_close();
+        } else {
+            st_->count.fetch_sub(1);
+            l_.live->fetch_sub(1);
+        }
+        return nullptr;
+    }
+    return c;
+}
+
+void event_bridge::stop_parking() {
+    stopping_ = true;
+    while (head_)
+        woke(*head_);
+    sweep_timer_.cancel();
+    while (parked_head_) {
+        auto* r = parked_head_;
+        unlink(r);
+        if (auto c = unpark(std::unique_ptr<detail::parked_connection>(r)))
+            (void)c->start_close(close_code::going_away, "server shutdown");
+    }
+    std::error_code ignored;
+    if (watch_) watch_->cancel(ignored);
 }
 
 // One connection from accept to the socket's close, or to the handshake when callbacks serve
@@ -266,7 +532,7 @@ bool is_resource_exhaustion(std::error_code ec) {
 // a close() per record, only while the peak grows.
 constexpr std::size_t reactor_record_batch = 64;
 
-void reserve_reactor_records(server::state::listener& l, tcp protocol) {
+void reserve_reactor_records(server::state::listener& l, tcp protocol, std::size_t parked) {
     std::vector<tcp::socket> sockets;
     sockets.reserve(reactor_record_batch);  // (allocated before the records)
     for (std::size_t i = 0; i < reactor_record_batch; ++i) {
@@ -278,20 +544,25 @@ void reserve_reactor_records(server::state::listener& l, tcp protocol) {
     }
     // Count the batch as reserved even if it came out short, so that a process at its
     // descriptor limit does not retry on every accept.
-    l.reserved = l.live->load() + reactor_record_batch;
+    l.reserved = l.live->load() - parked + reactor_record_batch;
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, std::size_t index) {
     auto& log = st->config->log;
     auto& l = st->listeners[index];
-    std::shared_ptr<detail::event_sink> events;
-    if (st->events) events = std::make_shared<event_bridge>(st, l.live);
+    std::shared_ptr<event_bridge> events;
+    if (st->events) {
+        events = std::make_shared<event_bridge>(st, index);
+        l.bridge = events;
+    }
     while (!st->stopping) {
         auto strand = detail::make_connection_strand(l.executor, l.single_threaded);
         auto strand_executor =
             std::visit([](const auto& s) { return asio::any_io_executor(s); }, strand);
-        if (l.live->load() + 1 > l.reserved)
-            reserve_reactor_records(l, l.acceptor->local_endpoint().protocol());
+        // (Parked connections hold no reactor record.)
+        const std::size_t parked = events ? events->parked() : 0;
+        if (l.live->load() - parked + 1 > l.reserved)
+            reserve_reactor_records(l, l.acceptor->local_endpoint().protocol(), parked);
         // accept() reports the peer's address, so the connection needs no getpeername().
         tcp::endpoint peer;
         auto [ec, socket] = co_await l.acceptor->async_accept(strand_executor, peer, use_tuple);
@@ -358,6 +629,9 @@ void server::listen() {
     // Everything that can be wrong in the configuration (addresses, TLS files, keys,
     // passwords) fails here, at start-up, not at the first client.
     if (!st.config) st.config = make_config(st.options);
+    // libcrypto sets itself up (providers, method tables: about 2 MiB and a few milliseconds)
+    // on its first digest: let that be start-up's cost, not the first client's handshake's.
+    (void)protocol::compute_accept_key("dGhlIHNhbXBsZSBub25jZQ==");
     std::error_code ec;
     auto address = asio::ip::make_address(st.options.host, ec);
     tcp::endpoint endpoint;
@@ -477,10 +751,12 @@ void server::stop() {
 void server::stop_state(const std::shared_ptr<state>& st) {
     if (st->stopping.exchange(true)) return;
     for (auto& l : st->listeners) {
-        // Each acceptor is closed on its own executor (Asio objects are not thread-safe).
-        asio::post(l.executor, [st, a = l.acceptor.get()] {
+        // Each acceptor is closed on its own executor (Asio objects are not thread-safe), and
+        // parked connections are woken there to be closed too.
+        asio::post(l.executor, [st, a = l.acceptor.get(), bridge = l.bridge] {
             std::error_code ignored;
             a->close(ignored);
+            if (auto b = bridge.lock()) b->stop_parking();
         });
     }
     asio::post(st->executor, [st] {
@@ -511,6 +787,13 @@ void server::stop_state(const std::shared_ptr<state>& st) {
 
 std::size_t server::connection_count() const noexcept {
     return state_->count.load();
+}
+
+std::size_t server::parked_count() const noexcept {
+    std::size_t n = 0;
+    for (const auto& l : state_->listeners)
+        n += l.parked->load(std::memory_order_relaxed);
+    return n;
 }
 
 const server_options& server::options() const noexcept {

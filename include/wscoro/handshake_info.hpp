@@ -80,6 +80,11 @@ class handshake_info {
   private:
     friend class detail::connection_impl;
 
+    /// Everything but the TLS details, in one compact string (for a parked connection), and
+    /// back: unfold(fold()) compares equal field by field.
+    std::string fold() const;
+    static handshake_info unfold(std::string_view folded);
+
     protocol::http_request request_;
     std::vector<std::pair<std::string, std::string>> query_;
     int protocol_version_ = 0;

@@ -69,6 +69,8 @@ class server {
 
     /// Connections accepted and not yet fully closed (handshakes included).
     std::size_t connection_count() const noexcept;
+    /// Of those, how many are parked now (server_options::park_idle_after).
+    std::size_t parked_count() const noexcept;
     const server_options& options() const noexcept;
 
     struct state;

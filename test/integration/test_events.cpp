@@ -461,3 +461,304 @@ TEST_SUITE("events") {
         CHECK(j.info->was_clean);
     }
 }
+
+namespace {
+
+// Parking needs an io_context run by one thread: the fixture's is.
+void parking_options(server_fixture& f) {
+    f.options.single_threaded = true;
+    f.options.park_idle_after = std::chrono::milliseconds(20);
+}
+
+// Waits (bounded) until the server has `n` connections parked.
+asio::awaitable<bool> parked(server_fixture& f, std::size_t n) {
+    for (int i = 0; i < 400; ++i) {
+        if (f.srv->parked_count() == n) co_return true;
+        co_await sleep_for(std::chrono::milliseconds(5));
+    }
+    co_return false;
+}
+
+// What the callbacks saw of the handshake, per message, to compare across parking.
+struct seen {
+    std::uint64_t id = 0;
+    std::string path, query, header, subprotocol;
+    std::string remote;
+    int version = 0;
+    bool operator==(const seen&) const = default;
+};
+
+seen look(const connection& ws) {
+    const auto& h = ws.handshake();
+    return {ws.id(),
+            std::string(h.path()),
+            std::string(h.query("room").value_or("-")),
+            std::string(h.header("X-Test").value_or("-")),
+            std::string(h.subprotocol()),
+            h.remote_endpoint().address().to_string() + ":" +
+                std::to_string(h.remote_endpoint().port()),
+            h.protocol_version()};
+}
+
+}  // namespace
+
+TEST_SUITE("parking") {
+    TEST_CASE("an idle connection is parked and unparked: messages, handshake, settings survive") {
+        server_fixture f;
+        parking_options(f);
+        f.options.on_handshake = [](const handshake_info&) -> asio::awaitable<handshake_decision> {
+            handshake_decision d;
+            d.subprotocol = "chat";
+            co_return d;
+        };
+        journal j;
+        auto h = echo_into(j);
+        std::vector<seen> looks;
+        h.on_open = [&](const connection& ws) {
+            looks.push_back(look(ws));
+            ws.deliver_control_frames(true);
+            ws.set_max_frame_size(1000);
+        };
+        auto echo = h.on_message;
+        h.on_message = [&, echo](const connection& ws, const message& m) {
+            looks.push_back(look(ws));
+            echo(ws, m);
+        };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint(), "/lobby?room=blue%20one",
+                                                 "Sec-WebSocket-Protocol: chat\r\nX-Test: yes\r\n");
+            co_await c.send_text("before");
+            co_await expect_message(c, opcode::text, bytes("before"));
+            for (int round = 0; round < 3; ++round) {
+                CAPTURE(round);
+                const bool p = co_await parked(f, 1);
+                REQUIRE(p);
+                CHECK(f.srv->connection_count() == 1);
+                const auto text = ascii(static_cast<std::size_t>(100 + round));
+                co_await c.send_frame(opcode::text, text);
+                co_await expect_message(c, opcode::text, text);
+                CHECK(f.srv->parked_count() == 0);
+            }
+            co_await parked(f, 1);
+            co_await c.send_frame(opcode::ping, bytes("hi"));  // delivered: the setting survived
+            auto pong = co_await c.next();
+            CHECK(pong.kind == event_kind::pong);
+            co_await parked(f, 1);
+            // The frame limit set in on_open survived too: 1001 bytes are too many.
+            const auto big = ascii(1001);
+            co_await c.send_frame(opcode::binary, big);
+            co_await expect_close(c, close_code::message_too_big);
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        REQUIRE(looks.size() == 6);  // on_open, 4 messages (one a ping), ... and the ping
+        for (const auto& l : looks) {
+            CHECK(l == looks.front());
+        }
+        CHECK(looks.front().path == "/lobby");
+        CHECK(looks.front().query == "blue one");
+        CHECK(looks.front().header == "yes");
+        CHECK(looks.front().subprotocol == "chat");
+        CHECK(looks.front().version == 13);
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::message_too_big);
+    }
+
+    TEST_CASE("many parked connections wake together; each echo goes to its own peer") {
+        server_fixture f;
+        parking_options(f);
+        journal j;
+        f.start(echo_into(j));
+        constexpr int n = 150;  // more than one epoll_wait batch (64)
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                std::vector<ws_client> clients;
+                for (int i = 0; i < n; ++i)
+                    clients.push_back(co_await ws_client::connect(f.endpoint()));
+                const bool p = co_await parked(f, n);
+                REQUIRE(p);
+                for (int i = 0; i < n; ++i)
+                    co_await clients[static_cast<std::size_t>(i)].send_text(std::to_string(i));
+                for (int i = 0; i < n; ++i) {
+                    const auto want = std::to_string(i);
+                    co_await expect_message(clients[static_cast<std::size_t>(i)], opcode::text,
+                                            bytes(want));
+                }
+                const bool again = co_await parked(f, n);
+                CHECK(again);
+                for (auto& c : clients)
+                    co_await c.send_close(1000);
+                for (auto& c : clients)
+                    co_await expect_close(c, 1000);
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+                CHECK(f.srv->parked_count() == 0);
+            },
+            std::chrono::seconds(60));
+        CHECK(j.opens == n);
+        CHECK(j.closes == n);
+        CHECK(j.messages == n);
+    }
+
+    TEST_CASE("a burst of new idle connections is parked at once beyond 256 waiting") {
+        server_fixture f;
+        f.options.single_threaded = true;
+        f.options.park_idle_after = std::chrono::seconds(60);  // no sweep during the test
+        journal j;
+        f.start(echo_into(j));
+        constexpr int n = 300;
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                std::vector<ws_client> clients;
+                for (int i = 0; i < n; ++i)
+                    clients.push_back(co_await ws_client::connect(f.endpoint()));
+                const bool p = co_await parked(f, n - 256);
+                CHECK(p);
+                for (int i = 0; i < n; ++i)
+                    co_await clients[static_cast<std::size_t>(i)].send_text(std::to_string(i));
+                for (int i = 0; i < n; ++i) {
+                    const auto want = std::to_string(i);
+                    co_await expect_message(clients[static_cast<std::size_t>(i)], opcode::text,
+                                            bytes(want));
+                }
+                // Woken by their messages, and (having waited before) not parked at once again.
+                CHECK(f.srv->parked_count() == 0);
+                for (auto& c : clients)
+                    co_await c.send_close(1000);
+                for (auto& c : clients)
+                    co_await expect_close(c, 1000);
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            },
+            std::chrono::seconds(60));
+        CHECK(j.messages == n);
+        CHECK(j.closes == n);
+    }
+
+    TEST_CASE("a parked connection's peer closes, or drops TCP: on_close as usual") {
+        server_fixture f;
+        parking_options(f);
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            bool p = co_await parked(f, 1);
+            REQUIRE(p);
+            co_await c.send_close(4002, "later");
+            co_await expect_close(c, 4002);
+            bool drained = co_await f.drained();
+            CHECK(drained);
+            REQUIRE(j.info);
+            CHECK(j.info->code == 4002);
+            CHECK(j.info->reason == "later");
+            CHECK(j.info->was_clean);
+            {
+                auto c2 = co_await ws_client::connect(f.endpoint());
+                p = co_await parked(f, 1);
+                REQUIRE(p);
+            }  // TCP closed, no closing handshake
+            drained = co_await f.drained();
+            CHECK(drained);
+            CHECK(j.info->code == close_code::abnormal);
+            CHECK_FALSE(j.info->was_clean);
+        });
+        CHECK(j.closes == 2);
+    }
+
+    TEST_CASE("stop() wakes parked connections and closes them with 1001") {
+        server_fixture f;
+        parking_options(f);
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c1 = co_await ws_client::connect(f.endpoint());
+            auto c2 = co_await ws_client::connect(f.endpoint());
+            const bool p = co_await parked(f, 2);
+            REQUIRE(p);
+            f.srv->stop();
+            for (auto* c : {&c1, &c2}) {
+                auto r = co_await c->next();
+                REQUIRE(r.kind == event_kind::close);
+                CHECK(r.code == close_code::going_away);
+                co_await c->send_close(close_code::going_away);
+                auto eof = co_await c->next();
+                CHECK(eof.eof);
+            }
+            const bool drained = co_await f.drained();
+            CHECK(drained);
+        });
+        CHECK(j.closes == 2);
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::going_away);
+        CHECK(j.info->was_clean);
+    }
+
+    TEST_CASE("not parked: a handle kept outside the callbacks, a half-received frame, off") {
+        server_fixture f;
+        parking_options(f);
+        journal j;
+        auto h = echo_into(j);
+        connection kept;
+        h.on_open = [&](const connection& ws) {
+            if (ws.handshake().path() == "/keep") kept = ws;
+        };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            auto kept_client = co_await ws_client::connect(f.endpoint(), "/keep");
+            auto partial = co_await ws_client::connect(f.endpoint(), "/partial");
+            auto free_client = co_await ws_client::connect(f.endpoint(), "/free");
+            // Half a frame header: the decoder holds state a fresh one would not have.
+            const auto frame = masked(opcode::text, bytes("split"));
+            co_await partial.write_raw(std::span(frame).first(3));
+            const bool p = co_await parked(f, 1);  // only /free
+            CHECK(p);
+            co_await sleep_for(std::chrono::milliseconds(100));
+            CHECK(f.srv->parked_count() == 1);
+            co_await partial.write_raw(std::span(frame).subspan(3));
+            co_await expect_message(partial, opcode::text, bytes("split"));
+            co_await kept_client.send_text("k");
+            co_await expect_message(kept_client, opcode::text, bytes("k"));
+            kept = {};  // now it may be parked too (at its next wait)
+            co_await kept_client.send_text("k2");
+            co_await expect_message(kept_client, opcode::text, bytes("k2"));
+            const bool all = co_await parked(f, 3);
+            CHECK(all);
+            for (auto* c : {&kept_client, &partial, &free_client}) {
+                co_await c->send_close(1000);
+                co_await expect_close(*c, 1000);
+            }
+        });
+
+        server_fixture off;
+        off.options.single_threaded = true;
+        off.options.park_idle_after = std::chrono::milliseconds(0);
+        journal j2;
+        off.start(echo_into(j2));
+        off.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(off.endpoint());
+            co_await sleep_for(std::chrono::milliseconds(100));
+            CHECK(off.srv->parked_count() == 0);
+            co_await c.send_close(1000);
+            co_await expect_close(c, 1000);
+        });
+    }
+
+    TEST_CASE("an io_context destroyed with connections parked frees them") {
+        // (The leak check is ASan's, in the sanitizer build.)
+        auto f = std::make_unique<server_fixture>();
+        parking_options(*f);
+        journal j;
+        f->start(echo_into(j));
+        std::vector<ws_client> clients;
+        f->run([&]() -> asio::awaitable<void> {
+            for (int i = 0; i < 3; ++i)
+                clients.push_back(co_await ws_client::connect(f->endpoint()));
+            const bool p = co_await parked(*f, 3);
+            CHECK(p);
+        });
+        clients.clear();
+        f.reset();
+        CHECK(j.opens == 3);
+    }
+}

@@ -265,6 +265,13 @@ class codec {
         return next_legacy(in, consumed);
     }
 
+    /// True for an RFC 6455 (or hybi 07-17) decoder between messages with nothing of the
+    /// next frame received (message_decoder::idle); always false for the older formats.
+    bool idle() const noexcept {
+        const auto* d = std::get_if<message_decoder>(&decoder_);
+        return d && d->idle();
+    }
+
     /// Direct payload reads (message_decoder::direct_payload_buffer, same contract): for
     /// RFC 6455 the span of the message buffer where the current long data frame's next raw
     /// payload bytes belong, at most its remaining payload; empty when there is none, and

@@ -270,6 +270,9 @@ class message_decoder {
 
     /// True while a fragmented message has been started but not finished.
     bool in_message() const noexcept { return msg_.in_message(); }
+    /// True between messages with nothing of the next frame received: a new decoder with
+    /// the same role and limits would decode what comes next identically.
+    bool idle() const noexcept { return hdr_len_ == 0 && msg_.at_message_boundary(); }
     /// Releases the assembly buffer's memory (e.g. for an idle connection). Does nothing
     /// while a message or a frame is being assembled.
     void shrink() noexcept { msg_.shrink(); }
