@@ -15,7 +15,8 @@ namespace wscoro {
 
 namespace detail {
 class connection_impl;
-}
+struct handshake_info_access;  // (tests)
+}  // namespace detail
 
 /// What TLS negotiated, for connections served over wss:// (empty strings otherwise).
 struct tls_details {
@@ -79,6 +80,7 @@ class handshake_info {
 
   private:
     friend class detail::connection_impl;
+    friend struct detail::handshake_info_access;
 
     /// Everything but the TLS details, in one compact string (for a parked connection), and
     /// back: unfold(fold()) compares equal field by field.

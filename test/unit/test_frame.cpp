@@ -18,6 +18,7 @@
 #include "decoder_feed.hpp"
 #include "skip_under_valgrind.hpp"
 #include "wscoro/error.hpp"
+#include "wscoro/protocol/codec.hpp"
 
 // Counts heap allocations while `g_counting` is set, to prove the steady state allocates
 // nothing (the decoder must not allocate per message).
@@ -1495,5 +1496,42 @@ TEST_SUITE("frame") {
                          describe(want[same]));
             }
         }
+    }
+
+    TEST_CASE("idle(): only between messages with nothing of the next frame received") {
+        // What parking relies on: a new decoder would decode what comes next the same way.
+        const mask_key key{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+        std::vector<std::byte> stream;
+        append_frame(stream, opcode::text, true, txt("whole"), &key);   // 11 bytes
+        append_frame(stream, opcode::text, false, txt("first"), &key);  // a fragment
+        append_frame(stream, opcode::ping, true, txt("p"), &key);       // between fragments
+        append_frame(stream, opcode::continuation, true, txt("last"), &key);
+        message_decoder d(role::server);
+        CHECK(d.idle());
+        std::vector<bool> idle_after;  // after each byte
+        std::vector<event_kind> kinds;
+        std::vector<std::byte> buf;
+        for (std::size_t i = 0; i < stream.size(); ++i) {
+            buf.push_back(stream[i]);
+            for (;;) {
+                std::size_t consumed = 0;
+                const auto ev = d.next(buf, consumed);
+                buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(consumed));
+                if (ev.kind == event_kind::need_more) break;
+                kinds.push_back(ev.kind);
+            }
+            idle_after.push_back(d.idle());
+        }
+        const std::vector<event_kind> want{event_kind::message, event_kind::ping,
+                                           event_kind::message};
+        CHECK(kinds == want);
+        // Idle exactly after the first message (byte 11) and after the last (the end).
+        for (std::size_t i = 0; i < idle_after.size(); ++i) {
+            CAPTURE(i);
+            CHECK(idle_after[i] == (i == 10 || i == stream.size() - 1));
+        }
+        codec legacy(role::server, 8);  // hybi-08: the same decoder
+        CHECK(legacy.idle());
+        CHECK_FALSE(codec(role::server, 76).idle());  // older formats are never "idle"
     }
 }
