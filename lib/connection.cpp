@@ -913,14 +913,51 @@ bool connection_impl::try_send(opcode op, byte_span payload) {
 
 std::error_code connection_impl::send_now(opcode op, byte_span payload) {
     if (!on_strand()) return std::make_error_code(std::errc::operation_not_permitted);
-    auto e = enqueue(op, payload, false);
-    if (!e && config_->slow_consumer == slow_consumer_policy::close &&
+    auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_);
+    if (payload.size() >= zero_copy_threshold && sock &&
+        decoder_.format() == protocol::wire_format::rfc6455 && wbuf_.empty() && segs_.empty() &&
+        !writing_ && !shutdown_pending_) {
+        // A large frame with nothing queued before it: written through, straight from the
+        // caller's memory, as far as the socket takes it now. Only the rest is copied.
+        if (auto e = check_can_send(op, false)) return e;
+        log_frame("out", op, payload);
+        std::byte header[protocol::max_header_size];
+        const auto hn = protocol::encode_header(header, op, true, payload.size());
+        const std::array<asio::const_buffer, 2> parts{asio::buffer(header, hn),
+                                                      asio::buffer(payload.data(), payload.size())};
+        const std::size_t total = hn + payload.size();
+        std::size_t done = 0;
+        std::error_code ec;
+        while (done < total) {
+            const auto asked = std::min(write_slice, total - done);
+            const auto w = write_now(*sock, parts, ec, done, write_slice);
+            done += w;
+            if (ec || w < asked) break;
+        }
+        ++writes_;
+        if (ec) {
+            on_transport_error(ec);
+            return make_error_code(error::closed);
+        }
+        if (done < hn) wbuf_.insert(wbuf_.end(), header + done, header + hn);
+        const auto from = done > hn ? done - hn : 0;
+        wbuf_.insert(wbuf_.end(), payload.begin() + static_cast<std::ptrdiff_t>(from),
+                     payload.end());
+        if (done < total) {
+            add_buffered(total - done);
+            schedule_flush();
+        }
+    } else if (auto e = enqueue(op, payload, false)) {
+        return e;
+    }
+    if (config_->slow_consumer == slow_consumer_policy::close &&
         buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
-        e = make_error_code(error::slow_consumer);
+        const auto e = make_error_code(error::slow_consumer);
         report(e, nullptr, e.message());
         close_for(e, close_code::policy_violation, "slow consumer");
+        return e;
     }
-    return e;
+    return {};
 }
 
 // ---------------------------------------------------------------------------------------------
