@@ -214,7 +214,7 @@ asio::awaitable<std::error_code> connection_impl::read_more() {
                 rb_end_ += read_now(sock, ec);
                 if (ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
             }
-            auto wait = async_wait_readable(sock, use_tuple);
+            auto wait = async_wait_readable(sock, use_tuple, &wait_cache_);
             std::tie(ec) = co_await std::move(wait);
             if (ec) co_return ec;
         }
@@ -789,7 +789,7 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                 }
                 release_read_buffer();
                 trim_write_buffers_later();
-                auto wait = async_wait_readable(sock, use_tuple);
+                auto wait = async_wait_readable(sock, use_tuple, &wait_cache_);
                 std::tie(ec) = co_await std::move(wait);
                 prepare_read_buffer();
                 if (ec) break;
@@ -1055,7 +1055,7 @@ void connection_impl::event_read(connection h, bool readable) {
             // A candidate for parking while it waits (or parked right away, when many
             // connections wait at once and this one has only just been opened).
             if (parks_ && events_->waiting(*this)) return;
-            async_wait_readable(*sock, [h = std::move(h)](std::error_code ec) mutable {
+            auto on_readable = [h = std::move(h)](std::error_code ec) mutable {
                 auto& c = *h.impl();
                 if (c.parked_) return;  // folded: the record has the socket now
                 if (c.lot_linked) c.events_->woke(c);
@@ -1065,7 +1065,8 @@ void connection_impl::event_read(connection h, bool readable) {
                     return;
                 }
                 c.event_read(std::move(h), true);
-            });
+            };
+            async_wait_readable(*sock, std::move(on_readable), &wait_cache_);
             return;
         }
         if (ec) {

@@ -29,6 +29,7 @@
 #endif
 
 #include "handler_memory.hpp"
+#include "socket_fast_path.hpp"
 #include "tls_context.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/options.hpp"
@@ -371,6 +372,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t rb_end_ = 0;
     protocol::codec decoder_;  // chosen by the negotiated protocol version
     bool reader_active_ = false;
+    readable_wait_cache wait_cache_;  // (the socket's reactor, for async_wait_readable)
     // Served with callbacks (start_events): where they go. in_dispatch_: callbacks are
     // running and event_read flushes the queue when they return, so queueing posts no
     // flush. read_paused_: reading stopped for backpressure, on_write resumes it.

@@ -130,17 +130,30 @@ class readable_wait_cancellation {
     int fd_;
 };
 
+#endif
+
+/// What async_wait_readable looks up on every wait (the socket's reactor: a service registry
+/// lookup under a mutex), remembered for one socket. Empty until its first wait.
+struct readable_wait_cache {
+    void* reactor = nullptr;
+};
+
+#if WSCORO_SOCKET_FAST_PATH
 struct initiate_readable_wait {
     template <typename Handler>
-    void operator()(Handler&& h, asio::ip::tcp::socket* socket) const {
+    void operator()(Handler&& h, asio::ip::tcp::socket* socket,
+                    readable_wait_cache* cache) const {
         using handler_type = std::decay_t<Handler>;
         using io_executor = asio::ip::tcp::socket::executor_type;
         using op = readable_wait_op<handler_type, io_executor>;
         handler_type handler(std::forward<Handler>(h));
         auto& io = socket_internals::io_object(*socket);
         auto& impl = io.get_implementation();
-        auto& reactor = asio::use_service<asio::detail::epoll_reactor>(
-            asio::query(io.get_executor(), asio::execution::context));
+        auto* cached = cache ? static_cast<asio::detail::epoll_reactor*>(cache->reactor) : nullptr;
+        auto& reactor = cached ? *cached
+                               : asio::use_service<asio::detail::epoll_reactor>(
+                                     asio::query(io.get_executor(), asio::execution::context));
+        if (cache) cache->reactor = &reactor;
         auto slot = asio::get_associated_cancellation_slot(handler);
         typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
         p.p = new (p.v) op(handler, io.get_executor());
@@ -165,12 +178,15 @@ struct initiate_readable_wait {
 /// bytes are still unread (an edge processed before the wait began, e.g. the one
 /// epoll_ctl(ADD) raises for a request that came with the connection), and the second would
 /// then wait for an edge that never comes.
+/// `cache` (optional) must belong to this socket alone.
 template <typename Token>
-auto async_wait_readable(asio::ip::tcp::socket& socket, Token&& token) {
+auto async_wait_readable(asio::ip::tcp::socket& socket, Token&& token,
+                         readable_wait_cache* cache = nullptr) {
 #if WSCORO_SOCKET_FAST_PATH
     return asio::async_initiate<Token, void(std::error_code)>(initiate_readable_wait{}, token,
-                                                              &socket);
+                                                              &socket, cache);
 #else
+    (void)cache;
     return socket.async_wait(asio::ip::tcp::socket::wait_read, std::forward<Token>(token));
 #endif
 }

@@ -51,9 +51,9 @@ CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration, fuzz
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=address,undefined \
   -Db_lundef=false -Ddefault_library=static
 # (only the threaded tests: test_frame and test_alloc replace operator new, as TSan does)
-CC=clang CXX=clang++ TSAN_OPTIONS="halt_on_error=1" TARGETS="test/test_threads test/test_echo" \
+CC=clang CXX=clang++ TSAN_OPTIONS="halt_on_error=1" TARGETS="test/test_threads test/test_echo test/test_events" \
   run_suite "clang werror TSan: multi-threaded tests" build-tsan \
-  --no-rebuild threads echo -- \
+  --no-rebuild threads echo events -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=thread \
   -Db_lundef=false -Ddefault_library=static
 
