@@ -141,8 +141,7 @@ struct readable_wait_cache {
 #if WSCORO_SOCKET_FAST_PATH
 struct initiate_readable_wait {
     template <typename Handler>
-    void operator()(Handler&& h, asio::ip::tcp::socket* socket,
-                    readable_wait_cache* cache) const {
+    void operator()(Handler&& h, asio::ip::tcp::socket* socket, readable_wait_cache* cache) const {
         using handler_type = std::decay_t<Handler>;
         using io_executor = asio::ip::tcp::socket::executor_type;
         using op = readable_wait_op<handler_type, io_executor>;

@@ -5,6 +5,7 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,15 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
                 std::exit(2);
             }
             options.threads = n;
+        } else if (arg == "--park-idle-after") {
+            const auto v = value();
+            unsigned ms = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+            if (ec != std::errc() || p != v.data() + v.size()) {
+                fmt::print(stderr, "bad milliseconds '{}'\n{}", v, usage);
+                std::exit(2);
+            }
+            options.park_idle_after = std::chrono::milliseconds(ms);
         } else if (arg == "--debug") {
             options.debug = true;
         } else if (arg == "--help" || arg == "-h") {

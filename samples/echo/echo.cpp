@@ -2,7 +2,8 @@
 // closes are answered with the same code. Used by the conformance suites and benchmarks.
 //
 //     echo [--host 127.0.0.1] [--port 8080] [--tls-cert FILE --tls-key FILE]
-//          [--max-message-size BYTES] [--threads N] [--coroutine] [--debug]
+//          [--max-message-size BYTES] [--threads N] [--coroutine] [--park-idle-after MS]
+//          [--debug]
 //
 // It is served with event callbacks (wscoro::event_handlers): an idle connection then holds
 // no coroutine frame, and a message is echoed straight from the read that brought it.
@@ -41,11 +42,12 @@ asio::awaitable<void> echo(wscoro::connection ws) {
 constexpr std::string_view usage =
     "usage: echo [--host ADDRESS] [--port PORT] [--tls-cert FILE --tls-key FILE\n"
     "            [--tls-key-pass PASSWORD]] [--max-message-size BYTES] [--threads N]\n"
-    "            [--coroutine] [--debug]\n"
+    "            [--coroutine] [--park-idle-after MS] [--debug]\n"
     "  An exact WebSocket echo server (default 127.0.0.1:8080), over wss:// with\n"
     "  --tls-cert/--tls-key (PEM files). --max-message-size also raises the frame limit.\n"
     "  --threads N: N threads, each with its own io_context and SO_REUSEPORT acceptor.\n"
-    "  --coroutine: serve with a handler coroutine instead of event callbacks.\n";
+    "  --coroutine: serve with a handler coroutine instead of event callbacks.\n"
+    "  --park-idle-after MS: park connections silent this long (default 500, 0: never).\n";
 
 }  // namespace
 

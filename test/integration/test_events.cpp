@@ -8,6 +8,7 @@
 #include <atomic>
 #include <optional>
 #include <ostream>
+#include <random>
 #include <thread>
 
 #include "server_fixture.hpp"
@@ -639,6 +640,77 @@ TEST_SUITE("parking") {
         CHECK(j.opens == n);
         CHECK(j.closes == n);
         CHECK(j.messages == n);
+    }
+
+    TEST_CASE("parked and rebuilt between frames at random: fragments, pings, every echo right") {
+        server_fixture f;
+        parking_options(f);
+        f.options.park_idle_after = std::chrono::milliseconds(1);
+        int parks = 0, unparks = 0;
+        f.options.log_level = log_level::debug;
+        f.options.log_sink = [&](log_level, std::uint64_t, std::string_view text) {
+            if (text == "parked") ++parks;
+            if (text == "unparked") ++unparks;
+        };
+        journal j;
+        f.start(echo_into(j));
+        constexpr int clients = 8;
+        constexpr int messages = 25;
+        int echoed = 0;
+        f.run(
+            [&]() -> asio::awaitable<void> {
+                auto session = [&](int who) -> asio::awaitable<void> {
+                    std::minstd_rand rng(static_cast<unsigned>(who) + 1);
+                    auto c = co_await ws_client::connect(f.endpoint());
+                    for (int m = 0; m < messages; ++m) {
+                        const auto body = ascii(rng() % 300, static_cast<std::size_t>(m));
+                        const std::size_t parts = 1 + rng() % 3;
+                        const std::size_t step = body.size() / parts + 1;
+                        // Pings before a message and between its fragments: every pong comes
+                        // before the echo.
+                        if (rng() % 4 == 0) co_await c.send_frame(opcode::ping, bytes("p"));
+                        for (std::size_t at = 0, k = 0; k < parts; ++k, at += step) {
+                            const auto from = std::min(at, body.size());
+                            const auto to = std::min(at + step, body.size());
+                            const auto piece = std::span(body).subspan(from, to - from);
+                            const auto op = k == 0 ? opcode::text : opcode::continuation;
+                            co_await c.send_frame(op, piece, k + 1 == parts);
+                            if (k + 1 < parts && rng() % 2 == 0) {
+                                co_await c.send_frame(opcode::ping, bytes("p"));
+                            }
+                            co_await sleep_for(std::chrono::milliseconds(rng() % 5));
+                        }
+                        for (;;) {
+                            auto r = co_await c.next();
+                            if (r.kind == event_kind::pong) continue;
+                            REQUIRE(r.kind == event_kind::message);
+                            CHECK(r.payload == body);
+                            ++echoed;
+                            break;
+                        }
+                        co_await sleep_for(std::chrono::milliseconds(rng() % 5));
+                    }
+                    co_await c.send_close(1000);
+                    co_await expect_close(c, 1000);
+                };
+                int done = 0;
+                for (int i = 0; i < clients; ++i)
+                    asio::co_spawn(f.io, session(i), [&](std::exception_ptr e) {
+                        ++done;
+                        if (e) std::rethrow_exception(e);
+                    });
+                for (int i = 0; i < 2000 && done < clients; ++i)
+                    co_await sleep_for(std::chrono::milliseconds(10));
+                CHECK(done == clients);
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            },
+            std::chrono::seconds(60));
+        CHECK(echoed == clients * messages);
+        CHECK(j.closes == clients);
+        MESSAGE("parked " << parks << " times, unparked " << unparks);
+        CHECK(parks > clients * messages / 4);  // folded mid-session often
+        CHECK(unparks == parks);
     }
 
     TEST_CASE("a burst of new idle connections is parked at once beyond 256 waiting") {
