@@ -120,7 +120,7 @@ std::string describe(const std::exception_ptr& ex) {
 }
 
 strand_variant make_connection_strand(const asio::any_io_executor& ex, bool single_threaded) {
-    if (const auto* io = ex.target<asio::io_context::executor_type>()) {
+    if (const auto* io = io_context_executor(ex)) {
         if (single_threaded) return *io;
         return asio::make_strand(*io);
     }
@@ -828,6 +828,9 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
 }
 
 connection_impl::decode_result connection_impl::decode_step(std::optional<message>& out) {
+    // Nothing buffered and nothing of a frame pending: nothing to decode (the common end of
+    // every batch; the decoder's general path would only say the same).
+    if (rb_begin_ == rb_end_ && decoder_.idle()) return decode_result::need_more;
     if (decoder_.limits().max_frame_size != max_frame_size.load(std::memory_order_relaxed)) {
         auto limits = decoder_.limits();
         limits.max_frame_size = max_frame_size.load(std::memory_order_relaxed);
@@ -1044,12 +1047,15 @@ void connection_impl::event_read(connection h, bool readable) {
         // message buffer.
         const auto direct = rb_begin_ == rb_end_ ? decoder_.direct_payload_buffer(direct_read_min)
                                                  : std::span<std::byte>();
-        std::error_code ec = asio::error::would_block;
+        auto st = recv_status::would_block;
         std::size_t n = 0;
-        if (readable || last_read_full_)
-            n = direct.empty() ? read_now(*sock, ec) : recv_now(*sock, direct, ec);
+        if (readable || last_read_full_) {
+            st = recv_some(
+                *sock, direct.empty() ? std::span(rbuf_.get() + rb_end_, rcap_ - rb_end_) : direct,
+                n);
+        }
         readable = false;
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        if (st == recv_status::would_block) {
             release_read_buffer();
             trim_write_buffers_later();
             // A candidate for parking while it waits (or parked right away, when many
@@ -1069,8 +1075,10 @@ void connection_impl::event_read(connection h, bool readable) {
             async_wait_readable(*sock, std::move(on_readable), &wait_cache_);
             return;
         }
-        if (ec) {
-            on_transport_error(ec);
+        if (st != recv_status::data) {
+            on_transport_error(st == recv_status::closed
+                                   ? std::error_code(asio::error::eof)
+                                   : std::error_code(errno, asio::error::get_system_category()));
             return;
         }
         if (keepalive_) {  // any bytes prove the peer alive
@@ -1212,27 +1220,46 @@ std::size_t connection_impl::read_now(asio::ip::tcp::socket& sock, std::error_co
     return recv_now(sock, std::span(rbuf_.get() + rb_end_, rcap_ - rb_end_), ec);
 }
 
+connection_impl::recv_status connection_impl::recv_some(asio::ip::tcp::socket& sock,
+                                                        std::span<std::byte> into,
+                                                        std::size_t& n) noexcept {
+    // recv(MSG_DONTWAIT) rather than socket::read_some(): that would need the socket in
+    // non-blocking mode, one more ioctl() per connection. No error_code on the way: building
+    // one costs two calls into the C++ runtime per read.
+    for (;;) {
+        const auto r = ::recv(sock.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+        if (r > 0) {
+            n = static_cast<std::size_t>(r);
+            // A short read emptied the socket; a full one may have left bytes behind.
+            last_read_full_ = n == into.size();
+            return recv_status::data;
+        }
+        n = 0;
+        if (r == 0) return recv_status::closed;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return recv_status::would_block;
+        return recv_status::failed;  // (errno says why)
+    }
+}
+
 std::size_t connection_impl::recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
                                       std::error_code& ec) {
-    // recv(MSG_DONTWAIT) rather than socket::read_some(): that would need the socket in
-    // non-blocking mode, one more ioctl() per connection.
-    const std::size_t space = into.size();
-    for (;;) {
-        const auto r = ::recv(sock.native_handle(), into.data(), space, MSG_DONTWAIT);
-        if (r > 0) {
+    std::size_t n = 0;
+    switch (recv_some(sock, into, n)) {
+        case recv_status::data:
             ec = {};
-            // A short read emptied the socket; a full one may have left bytes behind.
-            last_read_full_ = static_cast<std::size_t>(r) == space;
-            return static_cast<std::size_t>(r);
-        }
-        if (r == 0) {
+            break;
+        case recv_status::closed:
             ec = asio::error::eof;
-            return 0;
-        }
-        if (errno == EINTR) continue;
-        ec = std::error_code(errno, asio::error::get_system_category());
-        return 0;
+            break;
+        case recv_status::would_block:
+            ec = asio::error::would_block;
+            break;
+        case recv_status::failed:
+            ec = std::error_code(errno, asio::error::get_system_category());
+            break;
     }
+    return n;
 }
 
 void connection_impl::on_peer_close(const protocol::decoder_event& ev) {
@@ -1367,12 +1394,26 @@ void connection_impl::start_write() {
         if (shutdown_pending_) begin_linger();
         return;
     }
+    // The common case, one run of queued bytes on plain TCP, is tried first with one send()
+    // and no gather list; what it leaves is written on below.
+    std::size_t done_now = 0;
+    auto* plain = std::get_if<asio::ip::tcp::socket>(&stream_);
+    const bool simple = plain && segs_.empty() && wbuf_.size() <= write_slice;
+    if (simple) {
+        const auto r =
+            ::send(plain->native_handle(), wbuf_.data(), wbuf_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) done_now = static_cast<std::size_t>(r);
+    }
     writing_ = true;
     std::swap(wbuf_, inflight_);
     std::swap(segs_, inflight_segs_);
     ++writes_;
     const auto mark = std::exchange(inline_mark_, 0);
     inflight_gen_ = queued_gen_;
+    if (simple && done_now == inflight_.size()) {
+        on_write({}, done_now);
+        return;
+    }
     gather_.clear();
     if (inflight_segs_.empty()) {
         gather_.push_back(asio::buffer(inflight_));
@@ -1385,8 +1426,7 @@ void connection_impl::start_write() {
                                   ? asio::const_buffer(seg.data, seg.size)
                                   : asio::const_buffer(inflight_.data() + seg.offset, seg.size));
     }
-    std::size_t done_now = 0;
-    if (auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_)) {
+    if (auto* sock = plain) {
         // Plain TCP: write now, from here. The socket usually takes everything, and then the
         // write costs one send() and no operation, post or completion handler. What it does
         // not take goes through Asio below; an error is left to Asio to report the same way.

@@ -309,7 +309,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void trim_write_buffers_later();
     /// One non-blocking recv() into the read buffer's free space.
     std::size_t read_now(asio::ip::tcp::socket& sock, std::error_code& ec);
-    /// One non-blocking recv() into `into`; sets last_read_full_.
+    enum class recv_status { data, would_block, closed, failed };
+    /// One non-blocking recv() into `into`: `n` bytes, or would_block, closed (end of
+    /// stream) or failed (errno says why). Sets last_read_full_.
+    recv_status recv_some(asio::ip::tcp::socket& sock, std::span<std::byte> into,
+                          std::size_t& n) noexcept;
+    /// As recv_some, with the outcome as an error_code (would_block included).
     std::size_t recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
                          std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);

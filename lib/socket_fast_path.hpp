@@ -40,12 +40,15 @@
 #include <span>
 #include <system_error>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
 #if ASIO_VERSION == 102201 && defined(ASIO_HAS_EPOLL) && !defined(ASIO_HAS_IO_URING_AS_DEFAULT) && \
@@ -132,6 +135,15 @@ class readable_wait_cancellation {
 
 #endif
 
+/// The io_context executor inside `ex`, or null if it holds anything else (a strand, another
+/// context's executor). Asio 1.22's any_executor::target<T>() does not check the type (it is
+/// a plain cast), so the type is compared here.
+inline const asio::io_context::executor_type* io_context_executor(
+    const asio::any_io_executor& ex) noexcept {
+    if (!ex || ex.target_type() != typeid(asio::io_context::executor_type)) return nullptr;
+    return ex.target<asio::io_context::executor_type>();
+}
+
 /// What async_wait_readable looks up on every wait (the socket's reactor: a service registry
 /// lookup under a mutex), remembered for one socket. Empty until its first wait.
 struct readable_wait_cache {
@@ -143,10 +155,29 @@ struct initiate_readable_wait {
     template <typename Handler>
     void operator()(Handler&& h, asio::ip::tcp::socket* socket, readable_wait_cache* cache) const {
         using handler_type = std::decay_t<Handler>;
-        using io_executor = asio::ip::tcp::socket::executor_type;
-        using op = readable_wait_op<handler_type, io_executor>;
         handler_type handler(std::forward<Handler>(h));
         auto& io = socket_internals::io_object(*socket);
+        // A handler with no executor of its own, for a socket on an io_context's own executor
+        // (no strand), gets an operation typed for that executor: its completion then calls
+        // the handler directly, with no work counting and no polymorphic executor in between.
+        // (A handler with its own executor, e.g. a coroutine's, keeps the general operation:
+        // typed, its completion would go through that executor as a new function object.)
+        using typed_ex = asio::io_context::executor_type;
+        if constexpr (std::is_same_v<asio::associated_executor_t<handler_type, typed_ex>,
+                                     typed_ex>) {
+            if (const auto* typed = io_context_executor(io.get_executor())) {
+                start<readable_wait_op<handler_type, typed_ex>>(handler, *typed, *socket, cache);
+                return;
+            }
+        }
+        start<readable_wait_op<handler_type, asio::ip::tcp::socket::executor_type>>(
+            handler, io.get_executor(), *socket, cache);
+    }
+
+    template <typename Op, typename Handler, typename IoExecutor>
+    static void start(Handler& handler, const IoExecutor& io_ex, asio::ip::tcp::socket& socket,
+                      readable_wait_cache* cache) {
+        auto& io = socket_internals::io_object(socket);
         auto& impl = io.get_implementation();
         auto* cached = cache ? static_cast<asio::detail::epoll_reactor*>(cache->reactor) : nullptr;
         auto& reactor = cached ? *cached
@@ -154,8 +185,8 @@ struct initiate_readable_wait {
                                      asio::query(io.get_executor(), asio::execution::context));
         if (cache) cache->reactor = &reactor;
         auto slot = asio::get_associated_cancellation_slot(handler);
-        typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
-        p.p = new (p.v) op(handler, io.get_executor());
+        typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
+        p.p = new (p.v) Op(handler, io_ex);
         if (slot.is_connected())
             p.p->cancellation_key_ = &slot.template emplace<readable_wait_cancellation>(
                 &reactor, &impl.reactor_data_, impl.socket_);

@@ -4,10 +4,14 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <asio/strand.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 #include <ostream>
+#include <thread>
 
 #include "server_fixture.hpp"
 #include "wscoro/connection.hpp"
@@ -95,6 +99,59 @@ TEST_SUITE("server") {
             CHECK(f.saw_error(b.err));
             CHECK(std::error_code(b.err) == condition::handshake_failed);
         }
+    }
+
+    TEST_CASE("a server on a thread pool's executor, or on a strand, serves on strands") {
+        // Not an io_context executor: every connection gets a strand of it. (Asio 1.22's
+        // any_executor::target<T>() does not check T; wscoro compares the type itself.)
+        asio::thread_pool pool(2);
+        asio::io_context strand_io(1);
+        const auto strand = asio::make_strand(strand_io.get_executor());
+        for (int which = 0; which < 2; ++which) {
+            CAPTURE(which);
+            const asio::any_io_executor ex = which == 0 ? asio::any_io_executor(pool.get_executor())
+                                                        : asio::any_io_executor(strand);
+            server_options o;
+            o.port = 0;
+            server srv(ex, o);
+            std::atomic<int> on_strand{0};
+            srv.serve([&](connection ws) -> asio::awaitable<void> {
+                while (auto m = co_await ws.receive()) {
+                    // try_send() only queues on the connection's strand.
+                    if (ws.try_send(*m))
+                        ++on_strand;
+                    else
+                        co_await ws.send(*m);
+                }
+            });
+            std::thread runner;
+            if (which == 1)
+                runner = std::thread([&] { strand_io.run_for(std::chrono::seconds(20)); });
+            asio::io_context client_io(1);
+            const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                                             srv.local_endpoint().port());
+            run_test(client_io, [&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(ep);
+                for (int i = 0; i < 20; ++i) {
+                    const auto text = "m" + std::to_string(i);
+                    co_await c.send_text(text);
+                    auto r = co_await c.next();
+                    CHECK(r.text() == text);
+                }
+                co_await c.send_close(1000);
+                (void)co_await c.next();
+            });
+            srv.stop();
+            for (int i = 0; i < 500 && srv.connection_count() != 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            CHECK(srv.connection_count() == 0);
+            CHECK(on_strand == 20);
+            if (which == 1) {
+                strand_io.stop();
+                runner.join();
+            }
+        }
+        pool.join();
     }
 
     TEST_CASE("an upgrade request arriving one byte at a time") {
