@@ -1161,6 +1161,7 @@ void connection_impl::unfold(const parked_connection& rec, std::shared_ptr<event
     max_frame_size = rec.max_frame_size;
     deliver_control = rec.deliver_control;
     in_lot_epoll = true;
+    lot_waited = true;  // (not new: the at-once parking of a burst is for new connections)
     state_ = connection_state::open;
     events_ = std::move(sink);
     parks_ = true;

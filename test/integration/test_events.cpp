@@ -719,23 +719,37 @@ TEST_SUITE("parking") {
         f.options.park_idle_after = std::chrono::seconds(60);  // no sweep during the test
         journal j;
         f.start(echo_into(j));
-        constexpr int n = 300;
+        constexpr int early = 256;
+        constexpr int late = 44;
         f.run(
             [&]() -> asio::awaitable<void> {
                 std::vector<ws_client> clients;
-                for (int i = 0; i < n; ++i)
+                for (int i = 0; i < early; ++i)
                     clients.push_back(co_await ws_client::connect(f.endpoint()));
-                const bool p = co_await parked(f, n - 256);
+                co_await sleep_for(std::chrono::milliseconds(50));
+                CHECK(f.srv->parked_count() == 0);  // 256 waiting: not yet a burst
+                for (int i = 0; i < late; ++i)
+                    clients.push_back(co_await ws_client::connect(f.endpoint()));
+                const bool p = co_await parked(f, late);  // each parked as it opened
                 CHECK(p);
-                for (int i = 0; i < n; ++i)
+                // The late ones woken by a message wait again with the 256 early ones still
+                // waiting, yet are not parked at once again: only new connections are.
+                for (int i = early; i < early + late; ++i)
                     co_await clients[static_cast<std::size_t>(i)].send_text(std::to_string(i));
-                for (int i = 0; i < n; ++i) {
+                for (int i = early; i < early + late; ++i) {
                     const auto want = std::to_string(i);
                     co_await expect_message(clients[static_cast<std::size_t>(i)], opcode::text,
                                             bytes(want));
                 }
-                // Woken by their messages, and (having waited before) not parked at once again.
+                co_await sleep_for(std::chrono::milliseconds(100));
                 CHECK(f.srv->parked_count() == 0);
+                for (int i = 0; i < early; ++i)
+                    co_await clients[static_cast<std::size_t>(i)].send_text(std::to_string(i));
+                for (int i = 0; i < early; ++i) {
+                    const auto want = std::to_string(i);
+                    co_await expect_message(clients[static_cast<std::size_t>(i)], opcode::text,
+                                            bytes(want));
+                }
                 for (auto& c : clients)
                     co_await c.send_close(1000);
                 for (auto& c : clients)
@@ -744,8 +758,8 @@ TEST_SUITE("parking") {
                 CHECK(drained);
             },
             std::chrono::seconds(60));
-        CHECK(j.messages == n);
-        CHECK(j.closes == n);
+        CHECK(j.messages == early + late);
+        CHECK(j.closes == early + late);
     }
 
     TEST_CASE("a parked connection's peer closes, or drops TCP: on_close as usual") {
