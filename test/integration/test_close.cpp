@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "server_fixture.hpp"
+#include "session_helpers.hpp"
 #include "wscoro/connection.hpp"
 
 using namespace wscoro;
@@ -33,14 +34,6 @@ struct recorder {
         };
     }
 };
-
-asio::awaitable<void> expect_close(ws_client& c, std::uint16_t code) {
-    auto r = co_await c.next();
-    REQUIRE(r.kind == event_kind::close);
-    CHECK(r.code == code);
-    auto eof = co_await c.next();
-    CHECK(eof.eof);  // and then the server closes TCP (RFC 6455 §7.1.1)
-}
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "server_fixture.hpp"
+#include "session_helpers.hpp"
 #include "test_certs.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/events.hpp"
@@ -22,18 +23,6 @@ using protocol::event_kind;
 using protocol::opcode;
 
 namespace {
-
-// Runs a test case twice, once per executor mode (doctest subcases).
-bool executor_mode() {
-    bool mode = false;
-    SUBCASE("strand per connection") {
-        mode = false;
-    }
-    SUBCASE("single-threaded io_context") {
-        mode = true;
-    }
-    return mode;
-}
 
 // What the callbacks saw.
 struct journal {
@@ -69,34 +58,51 @@ event_handlers echo_into(journal& j) {
     return h;
 }
 
-asio::awaitable<void> expect_message(ws_client& c, opcode type, std::span<const std::byte> data) {
-    auto r = co_await c.next(std::chrono::seconds(20));
-    REQUIRE(r.kind == event_kind::message);
-    CHECK(r.type == type);
-    REQUIRE(r.payload.size() == data.size());
-    CHECK(std::equal(r.payload.begin(), r.payload.end(), data.begin()));
-}
-
-asio::awaitable<void> expect_close(ws_client& c, std::uint16_t code) {
-    auto r = co_await c.next();
-    REQUIRE(r.kind == event_kind::close);
-    CHECK(r.code == code);
-    auto eof = co_await c.next();
-    CHECK(eof.eof);  // and then the server closes TCP (RFC 6455 §7.1.1)
-}
-
-std::vector<std::byte> ascii(std::size_t n, std::size_t seed = 0) {
-    std::vector<std::byte> v(n);
-    for (std::size_t i = 0; i < n; ++i)
-        v[i] = static_cast<std::byte>('a' + (i + seed) % 26);
-    return v;
-}
-
 std::vector<std::byte> masked(opcode op, std::span<const std::byte> payload) {
     std::vector<std::byte> out;
     const protocol::mask_key mk{std::byte{0x11}, std::byte{0x22}, std::byte{0x33}, std::byte{0x44}};
     protocol::append_frame(out, op, true, payload, &mk);
     return out;
+}
+
+}  // namespace
+
+namespace {
+
+// Parking needs an io_context run by one thread: the fixture's is.
+void parking_options(server_fixture& f) {
+    f.options.single_threaded = true;
+    f.options.park_idle_after = std::chrono::milliseconds(20);
+}
+
+// Waits (bounded) until the server has `n` connections parked.
+asio::awaitable<bool> parked(server_fixture& f, std::size_t n) {
+    for (int i = 0; i < 400; ++i) {
+        if (f.srv->parked_count() == n) co_return true;
+        co_await sleep_for(std::chrono::milliseconds(5));
+    }
+    co_return false;
+}
+
+// What the callbacks saw of the handshake, per message, to compare across parking.
+struct seen {
+    std::uint64_t id = 0;
+    std::string path, query, header, subprotocol;
+    std::string remote;
+    int version = 0;
+    bool operator==(const seen&) const = default;
+};
+
+seen look(const connection& ws) {
+    const auto& h = ws.handshake();
+    return {ws.id(),
+            std::string(h.path()),
+            std::string(h.query("room").value_or("-")),
+            std::string(h.header("X-Test").value_or("-")),
+            std::string(h.subprotocol()),
+            h.remote_endpoint().address().to_string() + ":" +
+                std::to_string(h.remote_endpoint().port()),
+            h.protocol_version()};
 }
 
 }  // namespace
@@ -114,15 +120,9 @@ TEST_SUITE("events") {
             [&]() -> asio::awaitable<void> {
                 auto c = co_await ws_client::connect(f.endpoint(), "/room?x=1");
                 // 70 000 B and up: the payload is read straight into the message buffer.
-                for (std::size_t n : {0, 1, 125, 126, 65535, 65536, 70000, 1 << 20, 16 << 20}) {
-                    CAPTURE(n);
-                    const auto text = ascii(n);
-                    co_await c.send_frame(opcode::text, text);
-                    co_await expect_message(c, opcode::text, text);
-                    const auto bin = pattern(n, static_cast<unsigned>(n));
-                    co_await c.send_frame(opcode::binary, bin);
-                    co_await expect_message(c, opcode::binary, bin);
-                }
+                const std::vector<std::size_t> sizes{0,     1,     125,     126,     65535,
+                                                     65536, 70000, 1 << 20, 16 << 20};
+                co_await echo_each_size(c, sizes);
                 co_await c.send_close(4001, "bye now");
                 co_await expect_close(c, 4001);
                 const bool drained = co_await f.drained();
@@ -132,7 +132,7 @@ TEST_SUITE("events") {
         CHECK(j.opens == 1);
         CHECK(j.closes == 1);
         CHECK(j.path == "/room");
-        CHECK(j.messages == 18);
+        CHECK(j.messages == 18);  // 9 sizes, text and binary
         REQUIRE(j.info);
         CHECK(j.info->code == 4001);
         CHECK(j.info->reason == "bye now");
@@ -390,8 +390,16 @@ TEST_SUITE("events") {
         CHECK(j.max_buffered <= f.options.write_high_water + 64 * 1024 + size);
     }
 
-    TEST_CASE("graceful stop: open connections get 1001 and on_close; run() returns") {
+    TEST_CASE("graceful stop: open or parked connections get 1001 and on_close") {
+        bool park = false;
+        SUBCASE("open") {
+            park = false;
+        }
+        SUBCASE("parked (woken on their thread to be closed)") {
+            park = true;
+        }
         server_fixture f;
+        if (park) parking_options(f);
         journal j;
         f.start(echo_into(j));
         f.run([&]() -> asio::awaitable<void> {
@@ -399,6 +407,10 @@ TEST_SUITE("events") {
             auto c2 = co_await ws_client::connect(f.endpoint());
             co_await c1.send_text("x");
             co_await expect_message(c1, opcode::text, bytes("x"));
+            if (park) {
+                const bool p = co_await parked(f, 2);
+                REQUIRE(p);
+            }
             f.srv->stop();
             for (auto* c : {&c1, &c2}) {
                 auto r = co_await c->next();
@@ -502,46 +514,6 @@ TEST_SUITE("events") {
         CHECK(j.info->was_clean);
     }
 }
-
-namespace {
-
-// Parking needs an io_context run by one thread: the fixture's is.
-void parking_options(server_fixture& f) {
-    f.options.single_threaded = true;
-    f.options.park_idle_after = std::chrono::milliseconds(20);
-}
-
-// Waits (bounded) until the server has `n` connections parked.
-asio::awaitable<bool> parked(server_fixture& f, std::size_t n) {
-    for (int i = 0; i < 400; ++i) {
-        if (f.srv->parked_count() == n) co_return true;
-        co_await sleep_for(std::chrono::milliseconds(5));
-    }
-    co_return false;
-}
-
-// What the callbacks saw of the handshake, per message, to compare across parking.
-struct seen {
-    std::uint64_t id = 0;
-    std::string path, query, header, subprotocol;
-    std::string remote;
-    int version = 0;
-    bool operator==(const seen&) const = default;
-};
-
-seen look(const connection& ws) {
-    const auto& h = ws.handshake();
-    return {ws.id(),
-            std::string(h.path()),
-            std::string(h.query("room").value_or("-")),
-            std::string(h.header("X-Test").value_or("-")),
-            std::string(h.subprotocol()),
-            h.remote_endpoint().address().to_string() + ":" +
-                std::to_string(h.remote_endpoint().port()),
-            h.protocol_version()};
-}
-
-}  // namespace
 
 TEST_SUITE("parking") {
     TEST_CASE("an idle connection is parked and unparked: messages, handshake, settings survive") {
@@ -790,34 +762,6 @@ TEST_SUITE("parking") {
             CHECK_FALSE(j.info->was_clean);
         });
         CHECK(j.closes == 2);
-    }
-
-    TEST_CASE("stop() wakes parked connections and closes them with 1001") {
-        server_fixture f;
-        parking_options(f);
-        journal j;
-        f.start(echo_into(j));
-        f.run([&]() -> asio::awaitable<void> {
-            auto c1 = co_await ws_client::connect(f.endpoint());
-            auto c2 = co_await ws_client::connect(f.endpoint());
-            const bool p = co_await parked(f, 2);
-            REQUIRE(p);
-            f.srv->stop();
-            for (auto* c : {&c1, &c2}) {
-                auto r = co_await c->next();
-                REQUIRE(r.kind == event_kind::close);
-                CHECK(r.code == close_code::going_away);
-                co_await c->send_close(close_code::going_away);
-                auto eof = co_await c->next();
-                CHECK(eof.eof);
-            }
-            const bool drained = co_await f.drained();
-            CHECK(drained);
-        });
-        CHECK(j.closes == 2);
-        REQUIRE(j.info);
-        CHECK(j.info->code == close_code::going_away);
-        CHECK(j.info->was_clean);
     }
 
     TEST_CASE("not parked: a handle kept outside the callbacks, a half-received frame, off") {
