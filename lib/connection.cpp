@@ -611,7 +611,7 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     }
     cancel_timer();
     state_ = connection_state::open;
-    start_keepalive();
+    start_keepalive(std::chrono::steady_clock::now());
     co_return true;
 }
 
@@ -630,11 +630,11 @@ asio::awaitable<void> connection_impl::reject_busy() {
     co_await refuse(ec, protocol::error_response(503, "server busy\n", retry));
 }
 
-void connection_impl::start_keepalive() {
+void connection_impl::start_keepalive(std::chrono::steady_clock::time_point last_read) {
     const auto& t = config_->timeouts;
     if (t.idle.count() <= 0 && t.ping_interval.count() <= 0) return;
     keepalive_ = std::make_unique<asio::steady_timer>(executor_);
-    last_read_ = std::chrono::steady_clock::now();
+    last_read_ = last_read;
     arm_keepalive();
 }
 
@@ -649,7 +649,9 @@ void connection_impl::arm_keepalive() {
         next = std::min(next, last_read_ + t.ping_interval);
     if (next == clock::time_point::max()) return;
     keepalive_->expires_at(next);
+    keepalive_armed_ = true;
     keepalive_->async_wait([self = shared_from_this()](std::error_code ec) {
+        self->keepalive_armed_ = false;
         if (!ec) self->on_keepalive();
     });
 }
@@ -1125,15 +1127,16 @@ parked_connection::~parked_connection() {
 
 bool connection_impl::parkable() const noexcept {
     // Everything a fresh object rebuilt from the record would lack: bytes of a next frame,
-    // queued or unwritten frames, a closing handshake, timers, and anyone else's handle (the
-    // registry and the pending wait hold the two references counted here).
+    // queued or unwritten frames, a closing handshake, a ping awaiting its pong, timers other
+    // than the keep-alive one (the record keeps its time), and anyone else's handle (the
+    // registry, the pending wait and an armed keep-alive timer hold the references counted).
     return parks_ && !parked_ && !socket_closed_ && state_.load() == connection_state::open &&
            !in_dispatch_ && !read_paused_ && rb_begin_ == rb_end_ && decoder_.idle() &&
            wbuf_.empty() && segs_.empty() && !writing_ && !flush_scheduled_ && !shutdown_pending_ &&
            !close_sent_ && !peer_close_received_ && !late_pong_pending_ && !trim_timer_armed_ &&
-           !keepalive_ && !ping_outstanding_ && !close_reason_ &&
+           !ping_outstanding_ && !close_reason_ &&
            std::holds_alternative<asio::ip::tcp::socket>(stream_) &&
-           weak_from_this().use_count() == 2;
+           weak_from_this().use_count() == 2 + (keepalive_armed_ ? 1 : 0);
 }
 
 std::unique_ptr<parked_connection> connection_impl::fold() {
@@ -1144,11 +1147,14 @@ std::unique_ptr<parked_connection> connection_impl::fold() {
     rec->deliver_control = deliver_control.load();
     rec->v6 = handshake_.local_endpoint().address().is_v6();
     rec->fd = tcp().native_handle();
+    rec->last_read = last_read_;
     return rec;
 }
 
 void connection_impl::release_for_parking() noexcept {
     parked_ = true;
+    if (keepalive_)
+        keepalive_->cancel();  // (the lot wakes it when a ping or the idle limit is due)
     std::error_code ignored;
     (void)tcp().release(ignored);  // removes it from Asio's epoll set, aborts the wait
     config_->log.log(log_level::debug, id_, "parked");
@@ -1166,6 +1172,7 @@ void connection_impl::unfold(const parked_connection& rec, std::shared_ptr<event
     events_ = std::move(sink);
     parks_ = true;
     reader_active_ = true;
+    start_keepalive(rec.last_read);  // (due at once if the lot woke it for a ping)
     config_->log.log(log_level::debug, id_, "unparked");
     event_read(connection(shared_from_this()), true);
 }

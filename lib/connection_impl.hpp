@@ -9,6 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -131,6 +132,7 @@ struct parked_connection {
     std::string handshake;  // handshake_info::fold()
     std::uint64_t id = 0;
     std::uint64_t max_frame_size = 0;
+    std::chrono::steady_clock::time_point last_read{};  // for keep-alive pings and idle timeout
     int fd = -1;
     bool v6 = false;
     bool deliver_control = false;
@@ -225,7 +227,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// (aborted, ignored), after which this object goes away.
     void release_for_parking() noexcept;
     /// Rebuilds a folded connection in this new object, made for the record's socket, then
-    /// reads what woke it.
+    /// reads what woke it (or, woken for keep-alive, finds nothing and pings).
     void unfold(const parked_connection& rec, std::shared_ptr<event_sink> sink);
     // The parking lot's list of waiting connections (oldest first), and whether the socket
     // is in the lot's epoll set already (parked before: re-armed, not added).
@@ -343,7 +345,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // keep-alive pings and idle detection: one timer, re-armed from timestamps, so reads
     // cost a clock read and no timer operation
-    void start_keepalive();
+    /// Arms keep-alive pings and the idle timeout (if configured), counting from `last_read`.
+    void start_keepalive(std::chrono::steady_clock::time_point last_read);
     void arm_keepalive();
     void on_keepalive();
     /// Starts a closing handshake we decided on (idle timeout, slow consumer, ...): `why`
@@ -451,6 +454,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::unique_ptr<asio::steady_timer> signal_;  // never expires; cancel() wakes waiters
 
     std::unique_ptr<asio::steady_timer> keepalive_;
+    bool keepalive_armed_ = false;  // its wait is pending (and holds a reference)
     std::chrono::steady_clock::time_point last_read_{};
     std::chrono::steady_clock::time_point ping_deadline_{};
     bool ping_outstanding_ = false;

@@ -244,8 +244,10 @@ class event_bridge final : public detail::event_sink,
     std::chrono::milliseconds tick_period_{0};
     asio::steady_timer sweep_timer_;
     bool sweep_armed_ = false;
-    // parked records (owned), and the epoll set their sockets wait in
+    // parked records (owned), oldest first, and the epoll set their sockets wait in
     detail::parked_connection* parked_head_ = nullptr;
+    detail::parked_connection* parked_tail_ = nullptr;
+    std::chrono::milliseconds keepalive_due_{0};
     int epoll_fd_ = -1;
     std::optional<asio::posix::stream_descriptor> watch_;
     bool watching_ = false;
@@ -255,9 +257,13 @@ event_bridge::event_bridge(std::shared_ptr<server::state> st, std::size_t index)
     : st_(std::move(st)), l_(st_->listeners[index]), h_(*st_->events), sweep_timer_(l_.executor) {
     const auto& o = st_->options;
     const auto& t = st_->config->timeouts;
-    // (Keep-alive and idle timers, TLS state and strands cannot be folded.)
-    parks_ = o.park_idle_after.count() > 0 && l_.single_threaded && !o.secure &&
-             t.idle.count() <= 0 && t.ping_interval.count() <= 0;
+    // (TLS state and strands cannot be folded.)
+    parks_ = o.park_idle_after.count() > 0 && l_.single_threaded && !o.secure;
+    // A parked connection is woken this long after its last read, when the first of its
+    // keep-alive events is due (a ping, or the idle limit); zero: never.
+    if (t.ping_interval.count() > 0) keepalive_due_ = t.ping_interval;
+    if (t.idle.count() > 0)
+        keepalive_due_ = keepalive_due_.count() > 0 ? std::min(keepalive_due_, t.idle) : t.idle;
     tick_period_ = std::max(std::chrono::milliseconds(1), o.park_idle_after / 2);
 }
 
@@ -332,7 +338,17 @@ void event_bridge::sweep() {
     // Many connections folded at once (after a burst of connections) leave their objects'
     // memory free in the heap, where malloc keeps it: give it back.
     if (parked() >= before + trim_min_peak) schedule_trim(*st_);
-    if (head_) arm_sweep();
+    // Parked connections whose keep-alive ping (or idle limit) is due are woken to see to it.
+    // They were parked in about the order of their last reads: the due ones are in front.
+    if (keepalive_due_.count() > 0) {
+        const auto now = std::chrono::steady_clock::now();
+        while (parked_head_ && parked_head_->last_read + keepalive_due_ <= now) {
+            auto* r = parked_head_;
+            unlink(r);
+            unpark(std::unique_ptr<detail::parked_connection>(r));
+        }
+    }
+    if (head_ || (keepalive_due_.count() > 0 && parked_head_)) arm_sweep();
 }
 
 bool event_bridge::park(connection_impl& c) {
@@ -367,20 +383,21 @@ bool event_bridge::park(connection_impl& c) {
         st_->connections.erase(self);
     }
     link(rec.release());
+    if (keepalive_due_.count() > 0 && !sweep_armed_ && !stopping_) arm_sweep();
     return true;
 }
 
 void event_bridge::link(detail::parked_connection* r) noexcept {
-    r->prev = nullptr;
-    r->next = parked_head_;
-    if (parked_head_) parked_head_->prev = r;
-    parked_head_ = r;
+    r->prev = parked_tail_;
+    r->next = nullptr;
+    (parked_tail_ ? parked_tail_->next : parked_head_) = r;
+    parked_tail_ = r;
     l_.parked->store(parked() + 1, std::memory_order_relaxed);
 }
 
 void event_bridge::unlink(detail::parked_connection* r) noexcept {
     (r->prev ? r->prev->next : parked_head_) = r->next;
-    if (r->next) r->next->prev = r->prev;
+    (r->next ? r->next->prev : parked_tail_) = r->prev;
     r->prev = r->next = nullptr;
     l_.parked->store(parked() - 1, std::memory_order_relaxed);
 }

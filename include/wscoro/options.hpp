@@ -173,16 +173,16 @@ struct server_options {
     /// Connections served with event callbacks (server::serve(event_handlers)) that have
     /// received nothing for about this long are parked: their state is folded into a record
     /// of about 300 bytes (the upgrade request kept compactly, the socket watched by one
-    /// epoll set of the server's), and unfolded when data or a hang-up arrives. An idle
-    /// connection then costs some 0.3 KiB instead of about 2.5 KiB. Unparking costs a few
-    /// system calls and allocations (2-4 microseconds of CPU measured per park and unpark), so only
-    /// connections silent for a while are parked. A connection is parked only if nothing is queued
-    /// or half-received either way and no wscoro::connection handle to it is kept outside its
-    /// callbacks; and only on plain TCP (not wss://), for RFC 6455 / hybi-07+ peers, when no
-    /// keep-alive or idle timeout is set (timeouts.idle, timeouts.ping_interval), and on an
-    /// io_context run by one thread (single_threaded, or threads > 1). 0 turns parking off.
-    /// Invisible to the application: handshake(), id(), max_frame_size() and
-    /// deliver_control_frames() survive it.
+    /// epoll set of the server's), and unfolded when data or a hang-up arrives, or when a
+    /// keep-alive ping or the idle timeout is due (up to half this late). An idle connection
+    /// then costs some 0.3 KiB instead of about 2.5 KiB. Unparking costs a few system calls and
+    /// allocations (2-4 microseconds of CPU measured per park and unpark), so only connections
+    /// silent for a while are parked. A connection is parked only if nothing is queued or
+    /// half-received either way, no ping awaits its pong, and no wscoro::connection handle to
+    /// it is kept outside its callbacks; and only on plain TCP (not wss://), for RFC 6455 /
+    /// hybi-07+ peers, on an io_context run by one thread (single_threaded, or threads > 1).
+    /// 0 turns parking off. Invisible to the application: handshake(), id(),
+    /// max_frame_size() and deliver_control_frames() survive it.
     std::chrono::milliseconds park_idle_after{500};
 
     /// Serve wss://: TLS on every accepted connection, with `tls`. The TLS handshake is bounded

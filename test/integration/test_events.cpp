@@ -764,6 +764,88 @@ TEST_SUITE("parking") {
         CHECK(j.closes == 2);
     }
 
+    TEST_CASE("keep-alive with parking: parked between pings, woken to ping, dead peers dropped") {
+        server_fixture f;
+        parking_options(f);
+        f.options.timeouts.ping_interval = std::chrono::milliseconds(200);
+        f.options.timeouts.pong_timeout = std::chrono::milliseconds(300);
+        int parks = 0;
+        f.options.log_level = log_level::debug;
+        f.options.log_sink = [&](log_level, std::uint64_t, std::string_view text) {
+            if (text == "parked") ++parks;
+        };
+        journal j;
+        std::vector<close_info> infos;
+        auto h = echo_into(j);
+        h.on_close = [&](const connection&, const close_info& info) { infos.push_back(info); };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            // A peer that never answers is dropped (1006, pong_timeout), parked or not.
+            {
+                auto dead = co_await ws_client::connect(f.endpoint());
+                auto first = co_await dead.next(std::chrono::seconds(2));
+                CHECK(first.kind == event_kind::ping);
+                auto end = co_await dead.next(std::chrono::seconds(2));
+                CHECK(end.eof);
+            }
+            auto alive = co_await ws_client::connect(f.endpoint());
+            int pings = 0;
+            bool seen_parked = false;
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1100);
+            while (std::chrono::steady_clock::now() < until) {
+                auto r = co_await alive.next(std::chrono::milliseconds(50));
+                seen_parked = seen_parked || f.srv->parked_count() == 1;
+                if (r.kind == event_kind::ping) {
+                    ++pings;
+                    co_await alive.send_frame(opcode::pong, r.payload);
+                }
+                CHECK_FALSE(r.eof);
+            }
+            CHECK(pings >= 4);  // one per 200 ms of silence, parked or not
+            CHECK(seen_parked);
+            CHECK(parks >= pings);  // parked again after each ping and pong
+            // Messages still flow.
+            co_await alive.send_text("still here");
+            for (;;) {
+                auto r = co_await alive.next();
+                if (r.kind == event_kind::ping) continue;
+                CHECK(r.text() == "still here");
+                break;
+            }
+            co_await alive.send_close(1000);
+            for (;;) {
+                auto r = co_await alive.next();
+                if (r.kind != event_kind::ping) break;
+            }
+        });
+        REQUIRE(infos.size() == 2);
+        CHECK(infos[0].code == close_code::abnormal);
+        CHECK(infos[0].error == error::pong_timeout);
+        CHECK(infos[1].code == 1000);
+    }
+
+    TEST_CASE("idle timeout with parking: a parked connection is woken and closed with 1001") {
+        server_fixture f;
+        parking_options(f);
+        f.options.timeouts.idle = std::chrono::milliseconds(300);
+        journal j;
+        f.start(echo_into(j));
+        f.run([&]() -> asio::awaitable<void> {
+            auto c = co_await ws_client::connect(f.endpoint());
+            const bool p = co_await parked(f, 1);
+            CHECK(p);
+            auto r = co_await c.next(std::chrono::seconds(3));
+            REQUIRE(r.kind == event_kind::close);
+            CHECK(r.code == close_code::going_away);
+            co_await c.send_close(close_code::going_away);
+            auto eof = co_await c.next();
+            CHECK(eof.eof);
+        });
+        REQUIRE(j.info);
+        CHECK(j.info->code == close_code::going_away);
+        CHECK(j.info->error == error::idle_timeout);
+    }
+
     TEST_CASE("not parked: a handle kept outside the callbacks, a half-received frame, off") {
         server_fixture f;
         parking_options(f);
