@@ -159,7 +159,9 @@ class connection {
     connection_state state() const noexcept;
     /// Bytes queued but not yet handed to the operating system.
     std::size_t buffered_amount() const noexcept;
-    /// The upgrade request, protocol version and endpoints.
+    /// The upgrade request, protocol version and endpoints. The reference is valid while a
+    /// handle to this connection is held (inside an event callback: until it returns; a
+    /// parked connection's handshake lives on in folded form and is rebuilt when it wakes).
     const handshake_info& handshake() const noexcept;
     /// How the connection ended; meaningful once state() is closed.
     wscoro::close_info close_info() const;
