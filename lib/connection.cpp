@@ -76,6 +76,18 @@ constexpr std::size_t direct_read_min = 16 * 1024;
 // Payloads at least this large are written from the sender's memory (gather write, no
 // copy); smaller ones are copied into the write queue, where they coalesce with others.
 constexpr std::size_t zero_copy_threshold = 64 * 1024;
+// Writes `bufs` (`total` bytes) from byte `done` on, in write_slice pieces, until all is
+// written, the socket is full or an error (in `ec`); returns how far it got.
+std::size_t write_slices(asio::ip::tcp::socket& sock, std::span<const asio::const_buffer> bufs,
+                         std::size_t total, std::size_t done, std::error_code& ec) {
+    while (done < total) {
+        const auto asked = std::min(write_slice, total - done);
+        const auto w = write_now(sock, bufs, ec, done, write_slice);
+        done += w;
+        if (ec || w < asked) break;  // an error, or the socket is full
+    }
+    return done;
+}
 // How long we keep reading after our last bytes, waiting for the peer's FIN, so that
 // closing with unread data does not turn into a RST that could destroy our Close frame.
 constexpr std::chrono::milliseconds max_linger{2000};
@@ -798,10 +810,7 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
                 try_read = true;
             }
             if (!ec && !direct.empty()) {
-                if (keepalive_) {
-                    last_read_ = std::chrono::steady_clock::now();
-                    ping_outstanding_ = false;
-                }
+                note_read();
                 const auto ev = decoder_.commit_direct(n);
                 const auto got = handle_event(ev, m);
                 if (got == decode_result::message) co_return m;
@@ -822,10 +831,7 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
             co_return std::nullopt;
         }
         rb_end_ += n;
-        if (keepalive_) {  // any bytes prove the peer alive
-            last_read_ = std::chrono::steady_clock::now();
-            ping_outstanding_ = false;
-        }
+        note_read();
     }
 }
 
@@ -931,14 +937,8 @@ std::error_code connection_impl::send_now(opcode op, byte_span payload) {
         const std::array<asio::const_buffer, 2> parts{asio::buffer(header, hn),
                                                       asio::buffer(payload.data(), payload.size())};
         const std::size_t total = hn + payload.size();
-        std::size_t done = 0;
         std::error_code ec;
-        while (done < total) {
-            const auto asked = std::min(write_slice, total - done);
-            const auto w = write_now(*sock, parts, ec, done, write_slice);
-            done += w;
-            if (ec || w < asked) break;
-        }
+        const auto done = write_slices(*sock, parts, total, 0, ec);
         ++writes_;
         if (ec) {
             on_transport_error(ec);
@@ -1000,14 +1000,7 @@ void connection_impl::start_events(std::shared_ptr<event_sink> sink) {
         // Posted: by the time it runs, the handshake's coroutine and timer have let go of
         // this object, so a connection that then waits holds no more than its wait (and can
         // be parked at once, see event_sink::waiting).
-        std::visit(
-            [&](const auto& ex) {
-                asio::post(ex, [h = std::move(h)]() mutable {
-                    auto& c = *h.impl();
-                    c.event_read(std::move(h), false);
-                });
-            },
-            strand_);
+        post_event_read(std::move(h));
     } catch (...) {
         force_close();  // out of memory: drop this connection, keep the server
     }
@@ -1025,14 +1018,11 @@ void connection_impl::event_read(connection h, bool readable) {
             if (step == decode_result::message) event_call([&] { events_->message(h, *m); });
         }
         in_dispatch_ = false;
-        if (state_.load(std::memory_order_relaxed) == connection_state::closed) {
-            // The closing handshake finishes on its own (shutdown_after_flush, linger,
-            // timers); force_close reports the end.
-            flush_now();
-            return;
-        }
         flush_now();
-        if (socket_closed_) return;
+        // Once closed, the closing handshake finishes on its own (shutdown_after_flush,
+        // linger, timers) and force_close reports the end.
+        if (state_.load(std::memory_order_relaxed) == connection_state::closed || socket_closed_)
+            return;
         if (config_->slow_consumer == slow_consumer_policy::suspend &&
             buffered_.load(std::memory_order_relaxed) > config_->write_high_water) {
             read_paused_ = true;  // on_write resumes below write_low_water
@@ -1083,10 +1073,7 @@ void connection_impl::event_read(connection h, bool readable) {
                                    : std::error_code(errno, asio::error::get_system_category()));
             return;
         }
-        if (keepalive_) {  // any bytes prove the peer alive
-            last_read_ = std::chrono::steady_clock::now();
-            ping_outstanding_ = false;
-        }
+        note_read();
         if (direct.empty()) {
             rb_end_ += n;
             continue;
@@ -1097,6 +1084,17 @@ void connection_impl::event_read(connection h, bool readable) {
             event_call([&] { events_->message(h, *m); });
         in_dispatch_ = false;
     }
+}
+
+void connection_impl::post_event_read(connection h) {
+    std::visit(
+        [&](const auto& ex) {
+            asio::post(ex, [h = std::move(h)]() mutable {
+                auto& c = *h.impl();
+                c.event_read(std::move(h), false);
+            });
+        },
+        strand_);
 }
 
 void connection_impl::event_read_tls(connection h) {
@@ -1110,10 +1108,7 @@ void connection_impl::event_read_tls(connection h) {
                                            return;
                                        }
                                        c.rb_end_ += n;
-                                       if (c.keepalive_) {
-                                           c.last_read_ = std::chrono::steady_clock::now();
-                                           c.ping_outstanding_ = false;
-                                       }
+                                       c.note_read();
                                        c.event_read(std::move(h), false);
                                    });
 #else
@@ -1442,12 +1437,7 @@ void connection_impl::start_write() {
         // In slices of at most 64 KiB, as Asio's own write does: one huge sendmsg() costs
         // the kernel more than the same bytes in 64 KiB pieces (measured on 1 MiB echoes).
         const std::size_t total = asio::buffer_size(gather_);
-        while (done_now < total) {
-            const auto asked = std::min(write_slice, total - done_now);
-            const auto w = write_now(*sock, gather_, ec, done_now, write_slice);
-            done_now += w;
-            if (ec || w < asked) break;  // an error, or the socket is full
-        }
+        done_now = write_slices(*sock, gather_, total, done_now, ec);
         if (!ec && done_now == total) {
             on_write({}, done_now);
             return;
@@ -1528,14 +1518,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         // The queue drained: an event-driven connection reads again (posted: on_write may
         // run inside a flush from anywhere on the strand, callbacks must not nest).
         read_paused_ = false;
-        std::visit(
-            [&](const auto& ex) {
-                asio::post(ex, [h = connection(shared_from_this())]() mutable {
-                    auto& c = *h.impl();
-                    c.event_read(std::move(h), false);
-                });
-            },
-            strand_);
+        post_event_read(connection(shared_from_this()));
     }
     notify();
 }

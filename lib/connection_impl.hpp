@@ -320,6 +320,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t recv_now(asio::ip::tcp::socket& sock, std::span<std::byte> into,
                          std::error_code& ec);
     void on_peer_close(const protocol::decoder_event& ev);
+    /// Bytes came in: the peer is alive (keep-alive pings and the idle timeout count from here).
+    void note_read() noexcept {
+        if (keepalive_) {
+            last_read_ = std::chrono::steady_clock::now();
+            ping_outstanding_ = false;
+        }
+    }
 
     // event-driven serving (start_events)
     /// Hands every complete message already read to the callbacks, then reads (once
@@ -327,6 +334,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// for data without holding a buffer. `h` keeps the connection alive meanwhile.
     void event_read(connection h, bool readable);
     void event_read_tls(connection h);
+    /// event_read(h, false) from the strand's queue (no callbacks nest in the caller's).
+    void post_event_read(connection h);
     /// Runs a callback; an exception is reported and closes the connection with 1011.
     template <class F>
     void event_call(F&& f);

@@ -227,7 +227,8 @@ class event_bridge final : public detail::event_sink,
     bool park(connection_impl& c);
     void watch();
     void unpark_ready();
-    std::shared_ptr<connection_impl> unpark(std::unique_ptr<detail::parked_connection> rec);
+    /// Takes `parked` off the list and rebuilds its connection (null if that failed).
+    std::shared_ptr<connection_impl> unpark(detail::parked_connection* parked);
     void link(detail::parked_connection* r) noexcept;
     void unlink(detail::parked_connection* r) noexcept;
 
@@ -343,9 +344,7 @@ void event_bridge::sweep() {
     if (keepalive_due_.count() > 0) {
         const auto now = std::chrono::steady_clock::now();
         while (parked_head_ && parked_head_->last_read + keepalive_due_ <= now) {
-            auto* r = parked_head_;
-            unlink(r);
-            unpark(std::unique_ptr<detail::parked_connection>(r));
+            unpark(parked_head_);
         }
     }
     if (head_ || (keepalive_due_.count() > 0 && parked_head_)) arm_sweep();
@@ -419,16 +418,15 @@ void event_bridge::unpark_ready() {
     for (;;) {
         const int n = ::epoll_wait(epoll_fd_, events, 64, 0);
         for (int i = 0; i < n; ++i) {
-            auto* r = static_cast<detail::parked_connection*>(events[i].data.ptr);
-            unlink(r);
-            unpark(std::unique_ptr<detail::parked_connection>(r));
+            unpark(static_cast<detail::parked_connection*>(events[i].data.ptr));
         }
         if (n < 64) break;
     }
 }
 
-std::shared_ptr<connection_impl> event_bridge::unpark(
-    std::unique_ptr<detail::parked_connection> rec) {
+std::shared_ptr<connection_impl> event_bridge::unpark(detail::parked_connection* parked) {
+    unlink(parked);
+    std::unique_ptr<detail::parked_connection> rec(parked);
     std::shared_ptr<connection_impl> c;
     try {
         tcp::socket socket(l_.executor);
@@ -468,9 +466,7 @@ void event_bridge::stop_parking() {
         woke(*head_);
     sweep_timer_.cancel();
     while (parked_head_) {
-        auto* r = parked_head_;
-        unlink(r);
-        if (auto c = unpark(std::unique_ptr<detail::parked_connection>(r)))
+        if (auto c = unpark(parked_head_))
             (void)c->start_close(close_code::going_away, "server shutdown");
     }
     std::error_code ignored;
