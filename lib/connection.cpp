@@ -45,6 +45,9 @@ constexpr std::size_t read_buffer_size = 64 * 1024;
 class read_buffer_pool {
   public:
     read_buffer get() {
+        // The common cycle (a connection takes a buffer, reads, gives it back) goes through
+        // one slot, without the vector's bookkeeping.
+        if (hot_) return std::move(hot_);
         if (free_.empty()) {
             void* p = ::mmap(nullptr, read_buffer_size, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -56,11 +59,15 @@ class read_buffer_pool {
         return b;
     }
     void put(read_buffer b) {
-        if (free_.size() < max_kept) free_.push_back(std::move(b));
+        if (!hot_)
+            hot_ = std::move(b);
+        else if (free_.size() < max_kept)
+            free_.push_back(std::move(b));
     }
 
   private:
-    static constexpr std::size_t max_kept = 8;  // at most 512 KiB kept per thread
+    static constexpr std::size_t max_kept = 8;  // with hot_, at most 576 KiB kept per thread
+    read_buffer hot_;
     std::vector<read_buffer> free_;
 };
 thread_local read_buffer_pool buffer_pool;
@@ -73,9 +80,6 @@ constexpr std::size_t write_slice = 64 * 1024;
 // A frame payload with at least this much still to come is read straight into the message
 // buffer (when nothing else is buffered): one copy fewer for large messages.
 constexpr std::size_t direct_read_min = 16 * 1024;
-// Payloads at least this large are written from the sender's memory (gather write, no
-// copy); smaller ones are copied into the write queue, where they coalesce with others.
-constexpr std::size_t zero_copy_threshold = 64 * 1024;
 // Writes `bufs` (`total` bytes) from byte `done` on, in write_slice pieces, until all is
 // written, the socket is full or an error (in `ec`); returns how far it got.
 std::size_t write_slices(asio::ip::tcp::socket& sock, std::span<const asio::const_buffer> bufs,
@@ -164,7 +168,8 @@ connection_impl::connection_impl(asio::ip::tcp::socket socket, strand_variant st
       config_(std::move(config)),
       id_(id),
       decoder_(protocol::role::server, 13, config_->limits,
-               read_buffer_size - protocol::max_header_size) {}
+               read_buffer_size - protocol::max_header_size),
+      decoder_max_frame_(config_->limits.max_frame_size) {}
 
 connection_impl::~connection_impl() {
     if (lot_linked && events_) events_->woke(*this);  // (an io_context destroyed mid-wait)
@@ -247,8 +252,7 @@ asio::awaitable<bool> connection_impl::refuse(std::error_code ec, std::string re
     // Every refusal is a real answer (an HTTP status, a policy file), written before TCP is
     // closed; the close is bounded by the linger time.
     set_close_info(close_code::abnormal, {}, false, ec);
-    wbuf_.assign(reinterpret_cast<const std::byte*>(response.data()),
-                 reinterpret_cast<const std::byte*>(response.data()) + response.size());
+    wbuf_.assign(reinterpret_cast<const std::byte*>(response.data()), response.size());
     buffered_ = wbuf_.size();
     state_ = connection_state::closed;
     shutdown_after_flush();
@@ -588,6 +592,7 @@ asio::awaitable<bool> connection_impl::accept_handshake() {
     rb_begin_ += n.consumed;  // key3
     decoder_ = protocol::codec(protocol::role::server, n.protocol_version, config_->limits,
                                read_buffer_size - protocol::max_header_size);
+    decoder_max_frame_ = config_->limits.max_frame_size;
     if (n.protocol_version == 4) {
         protocol::hybi04_key key{};
         protocol::make_hybi04_key(handshake_.header("Sec-WebSocket-Key").value_or(""), n.nonce,
@@ -839,9 +844,9 @@ connection_impl::decode_result connection_impl::decode_step(std::optional<messag
     // Nothing buffered and nothing of a frame pending: nothing to decode (the common end of
     // every batch; the decoder's general path would only say the same).
     if (rb_begin_ == rb_end_ && decoder_.idle()) return decode_result::need_more;
-    if (decoder_.limits().max_frame_size != max_frame_size.load(std::memory_order_relaxed)) {
+    if (decoder_max_frame_ != max_frame_size.load(std::memory_order_relaxed)) [[unlikely]] {
         auto limits = decoder_.limits();
-        limits.max_frame_size = max_frame_size.load(std::memory_order_relaxed);
+        limits.max_frame_size = decoder_max_frame_ = max_frame_size.load(std::memory_order_relaxed);
         decoder_.set_limits(limits);
     }
     std::size_t consumed = 0;
@@ -944,10 +949,9 @@ std::error_code connection_impl::send_now(opcode op, byte_span payload) {
             on_transport_error(ec);
             return make_error_code(error::closed);
         }
-        if (done < hn) wbuf_.insert(wbuf_.end(), header + done, header + hn);
+        if (done < hn) wbuf_.append(header + done, hn - done);
         const auto from = done > hn ? done - hn : 0;
-        wbuf_.insert(wbuf_.end(), payload.begin() + static_cast<std::ptrdiff_t>(from),
-                     payload.end());
+        wbuf_.append(payload.data() + from, payload.size() - from);
         if (done < total) {
             add_buffered(total - done);
             schedule_flush();
@@ -1007,18 +1011,24 @@ void connection_impl::start_events(std::shared_ptr<event_sink> sink) {
 }
 
 void connection_impl::event_read(connection h, bool readable) {
+    // On readability nothing complete is buffered (a wait begins only once the decoder
+    // wants more), so the first round reads before it decodes.
+    bool dispatch = !readable;
     for (;;) {
-        // Every complete message already read goes to the callbacks; what they queue goes
-        // out together after them, in one write.
-        in_dispatch_ = true;
-        while (state_.load(std::memory_order_relaxed) != connection_state::closed) {
-            std::optional<message> m;
-            const auto step = decode_step(m);
-            if (step == decode_result::need_more) break;
-            if (step == decode_result::message) event_call([&] { events_->message(h, *m); });
+        if (dispatch) {
+            // Every complete message already read goes to the callbacks; what they queue
+            // goes out together after them, in one write.
+            in_dispatch_ = true;
+            while (state_.load(std::memory_order_relaxed) != connection_state::closed) {
+                std::optional<message> m;
+                const auto step = decode_step(m);
+                if (step == decode_result::need_more) break;
+                if (step == decode_result::message) event_call([&] { events_->message(h, *m); });
+            }
+            in_dispatch_ = false;
+            flush_now();
         }
-        in_dispatch_ = false;
-        flush_now();
+        dispatch = true;
         // Once closed, the closing handshake finishes on its own (shutdown_after_flush,
         // linger, timers) and force_close reports the end.
         if (state_.load(std::memory_order_relaxed) == connection_state::closed || socket_closed_)
@@ -1028,20 +1038,21 @@ void connection_impl::event_read(connection h, bool readable) {
             read_paused_ = true;  // on_write resumes below write_low_water
             return;
         }
-        prepare_read_buffer();
         auto* sock = std::get_if<asio::ip::tcp::socket>(&stream_);
         if (!sock) {
+            prepare_read_buffer();
             event_read_tls(std::move(h));
             return;
         }
         // As receive(): read until a short read, then wait for readability with no buffer
         // held (socket_fast_path.hpp); a large frame's payload goes straight into the
         // message buffer.
-        const auto direct = rb_begin_ == rb_end_ ? decoder_.direct_payload_buffer(direct_read_min)
-                                                 : std::span<std::byte>();
         auto st = recv_status::would_block;
         std::size_t n = 0;
+        std::span<std::byte> direct;
         if (readable || last_read_full_) {
+            prepare_read_buffer();
+            if (rb_begin_ == rb_end_) direct = decoder_.direct_payload_buffer(direct_read_min);
             st = recv_some(
                 *sock, direct.empty() ? std::span(rbuf_.get() + rb_end_, rcap_ - rb_end_) : direct,
                 n);
@@ -1159,6 +1170,7 @@ void connection_impl::unfold(const parked_connection& rec, std::shared_ptr<event
     handshake_ = handshake_info::unfold(rec.handshake);
     decoder_ = protocol::codec(protocol::role::server, handshake_.protocol_version(),
                                config_->limits, read_buffer_size - protocol::max_header_size);
+    decoder_max_frame_ = config_->limits.max_frame_size;
     max_frame_size = rec.max_frame_size;
     deliver_control = rec.deliver_control;
     in_lot_epoll = true;
@@ -1191,17 +1203,11 @@ void connection_impl::trim_write_buffers(std::size_t keep) {
     // The write queue keeps its capacity so that steady traffic allocates nothing; a
     // connection that falls quiet (or waits after a large message) gives it back.
     if (writing_) return;
-    if (wbuf_.empty() && wbuf_.capacity() > keep) std::vector<std::byte>().swap(wbuf_);
-    if (inflight_.capacity() > keep) std::vector<std::byte>().swap(inflight_);
+    if (wbuf_.empty() && wbuf_.capacity() > keep) wbuf_.release();
+    if (inflight_.capacity() > keep) inflight_.release();
 }
 
-void connection_impl::trim_write_buffers_later() {
-    // Steady traffic keeps its write-queue capacity (no allocation per batch of echoes). A
-    // connection holding more than zero_copy_threshold gives it back after a quiet
-    // write_capacity_linger; one timer, armed only for such connections.
-    if (trim_timer_armed_ || socket_closed_ ||
-        std::max(wbuf_.capacity(), inflight_.capacity()) <= zero_copy_threshold)
-        return;
+void connection_impl::arm_trim_timer() {
     if (!trim_timer_) trim_timer_ = std::make_unique<asio::steady_timer>(executor_);
     if (!trim_memory_) trim_memory_ = std::make_unique<timer_handler_memory>();
     trim_timer_armed_ = true;
@@ -1331,23 +1337,28 @@ std::error_code connection_impl::check_can_send(opcode op, bool even_if_closing)
 }
 
 std::error_code connection_impl::enqueue(opcode op, byte_span payload, bool even_if_closing) {
-    if (auto e = check_can_send(op, even_if_closing)) return e;
+    // (Open, no Close sent, socket open: anything may be sent, so the full check is skipped.)
+    if (state_.load(std::memory_order_relaxed) != connection_state::open || close_sent_ ||
+        socket_closed_) [[unlikely]] {
+        if (auto e = check_can_send(op, even_if_closing)) return e;
+    }
     log_frame("out", op, payload);
     if (decoder_.format() != protocol::wire_format::rfc6455) [[unlikely]] {
         // Older drafts: their own framing, or a clear error for what they cannot express.
-        const auto before = wbuf_.size();
-        if (const auto e = decoder_.append_frame(wbuf_, op, payload)) return e;
-        add_buffered(wbuf_.size() - before);
+        std::vector<std::byte> frame;
+        if (const auto e = decoder_.append_frame(frame, op, payload)) return e;
+        wbuf_.append(frame.data(), frame.size());
+        add_buffered(frame.size());
         schedule_flush();
         return {};
     }
-    std::byte header[protocol::max_header_size];
-    const auto hn = protocol::encode_header(header, op, true, payload.size());
-    const auto at = wbuf_.size();
-    wbuf_.resize(at + hn + payload.size());  // (capacity is kept: no allocation when steady)
-    std::memcpy(wbuf_.data() + at, header, hn);
-    if (!payload.empty()) std::memcpy(wbuf_.data() + at + hn, payload.data(), payload.size());
-    add_buffered(hn + payload.size());
+    // Header and payload written in place (the capacity is kept: the steady state
+    // allocates nothing).
+    const auto n = protocol::header_size(payload.size(), false) + payload.size();
+    std::byte* at = wbuf_.extend(n);
+    at += protocol::encode_header(at, op, true, payload.size());
+    if (!payload.empty()) std::memcpy(at, payload.data(), payload.size());
+    add_buffered(n);
     schedule_flush();
     return {};
 }
@@ -1356,9 +1367,10 @@ void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason)
     if (decoder_.format() != protocol::wire_format::rfc6455) {
         // hixie: 0xFF 0x00; hybi-01..05: a Close without a body; hybi-06: code and reason.
         if (socket_closed_ || close_sent_ || state_ == connection_state::handshake) return;
-        const auto before = wbuf_.size();
-        if (decoder_.append_close(wbuf_, code, reason.substr(0, 123))) return;
-        add_buffered(wbuf_.size() - before);
+        std::vector<std::byte> frame;
+        if (decoder_.append_close(frame, code, reason.substr(0, 123))) return;
+        wbuf_.append(frame.data(), frame.size());
+        add_buffered(frame.size());
         close_sent_ = true;
         log_frame("out", opcode::close, {});
         schedule_flush();
@@ -1376,11 +1388,7 @@ void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason)
     if (!enqueue(opcode::close, std::span(body, n), true)) close_sent_ = true;
 }
 
-void connection_impl::schedule_flush() {
-    // Cork: frames queued while the current handler code runs (e.g. every echo produced
-    // from one read) are written together by one posted flush, in one system call.
-    // (While event callbacks run, event_read flushes when they return.)
-    if (writing_ || flush_scheduled_ || in_dispatch_) return;
+void connection_impl::post_flush() {
     flush_scheduled_ = true;
     // Posted through the typed executor: any_io_executor would drop the handler's allocator.
     auto flush =
@@ -1407,19 +1415,23 @@ void connection_impl::start_write() {
             ::send(plain->native_handle(), wbuf_.data(), wbuf_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r > 0) done_now = static_cast<std::size_t>(r);
     }
+    ++writes_;
+    inflight_gen_ = queued_gen_;
+    if (simple && done_now == wbuf_.size()) {
+        // All of it went: the write is over before it began (no swap, no completion).
+        sub_buffered(done_now);
+        wbuf_.clear();
+        written_gen_ = inflight_gen_;
+        after_write();
+        return;
+    }
     writing_ = true;
     std::swap(wbuf_, inflight_);
     std::swap(segs_, inflight_segs_);
-    ++writes_;
     const auto mark = std::exchange(inline_mark_, 0);
-    inflight_gen_ = queued_gen_;
-    if (simple && done_now == inflight_.size()) {
-        on_write({}, done_now);
-        return;
-    }
     gather_.clear();
     if (inflight_segs_.empty()) {
-        gather_.push_back(asio::buffer(inflight_));
+        gather_.push_back(asio::buffer(inflight_.data(), inflight_.size()));
     } else {
         // One gather write (writev) for everything queued, inline and external alike.
         if (inflight_.size() > mark)
@@ -1461,7 +1473,8 @@ void connection_impl::start_write() {
         std::visit(
             [&](auto& alt) {
                 auto& s = stream_of(alt);
-                asio::async_write(s, asio::buffer(inflight_) + done_now, std::move(done));
+                asio::async_write(s, asio::buffer(inflight_.data(), inflight_.size()) + done_now,
+                                  std::move(done));
             },
             stream_);
         return;
@@ -1480,7 +1493,7 @@ void connection_impl::flush_now() {
 
 std::uint64_t connection_impl::enqueue_external(byte_span header, byte_span external,
                                                 std::shared_ptr<const void> keep) {
-    wbuf_.insert(wbuf_.end(), header.begin(), header.end());
+    wbuf_.append(header.data(), header.size());
     if (wbuf_.size() > inline_mark_) {
         segs_.push_back({nullptr, wbuf_.size() - inline_mark_, inline_mark_, {}});
         inline_mark_ = wbuf_.size();
@@ -1506,13 +1519,18 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         notify();
         return;
     }
+    after_write();
+}
+
+void connection_impl::after_write() {
     if (late_pong_pending_ &&
         buffered_.load(std::memory_order_relaxed) <= config_->write_low_water) {
         late_pong_pending_ = false;
         enqueue(opcode::pong, std::span<const std::byte>(late_pong_->data(), late_pong_size_),
                 true);
     }
-    start_write();
+    // More queued meanwhile, or the half-close that waited for the queue to drain.
+    if (!wbuf_.empty() || !segs_.empty() || shutdown_pending_) start_write();
     if (read_paused_ && !socket_closed_ &&
         buffered_.load(std::memory_order_relaxed) <= config_->write_low_water) {
         // The queue drained: an event-driven connection reads again (posted: on_write may
@@ -1763,10 +1781,6 @@ void connection_impl::set_close_info(std::uint16_t code, std::string reason, boo
 wscoro::close_info connection_impl::get_close_info() const {
     std::lock_guard lock(info_mutex_);
     return close_info_;
-}
-
-void connection_impl::notify() {
-    if (signal_) signal_->cancel();
 }
 
 asio::awaitable<void> connection_impl::wait_signal() {

@@ -29,6 +29,7 @@
 #include <asio/ssl/stream.hpp>
 #endif
 
+#include "byte_buffer.hpp"
 #include "handler_memory.hpp"
 #include "socket_fast_path.hpp"
 #include "tls_context.hpp"
@@ -39,6 +40,10 @@
 #include "wscoro/protocol/frame.hpp"
 
 namespace wscoro::detail {
+
+/// Payloads at least this large are written from the sender's memory (gather write, no
+/// copy); smaller ones are copied into the write queue, where they coalesce with others.
+inline constexpr std::size_t zero_copy_threshold = 64 * 1024;
 
 /// An IP network (address + prefix length), for server_options::trusted_proxies. IPv4
 /// addresses are kept in their IPv4-mapped IPv6 form so one comparison serves both.
@@ -271,11 +276,20 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                                    std::shared_ptr<const void> keep);
     std::error_code check_can_send(protocol::opcode op, bool even_if_closing) const;
     void enqueue_close(std::uint16_t code, std::string_view reason);
-    void schedule_flush();
+    /// Cork: frames queued while the current handler code runs (e.g. every echo produced
+    /// from one read) are written together by one posted flush, in one system call.
+    /// (While event callbacks run, event_read flushes when they return.)
+    void schedule_flush() {
+        if (!writing_ && !flush_scheduled_ && !in_dispatch_) post_flush();
+    }
+    void post_flush();
     void start_write();
     /// Writes what is queued now (receive() calls it before waiting for more data).
     void flush_now();
     void on_write(std::error_code ec, std::size_t n);
+    /// After a successful write: a late pong, what was queued meanwhile, a pending
+    /// half-close, a paused reader and waiters on the queue.
+    void after_write();
     asio::awaitable<void> wait_below_low_water();
 
     // opening handshake steps
@@ -308,7 +322,15 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void prepare_read_buffer();
     void release_read_buffer();
     void trim_write_buffers(std::size_t keep);
-    void trim_write_buffers_later();
+    /// Steady traffic keeps its write-queue capacity (no allocation per batch of echoes). A
+    /// connection holding more than zero_copy_threshold gives it back after a quiet
+    /// write_capacity_linger; one timer, armed only for such connections.
+    void trim_write_buffers_later() {
+        if (!trim_timer_armed_ && !socket_closed_ &&
+            std::max(wbuf_.capacity(), inflight_.capacity()) > zero_copy_threshold) [[unlikely]]
+            arm_trim_timer();
+    }
+    void arm_trim_timer();
     /// One non-blocking recv() into the read buffer's free space.
     std::size_t read_now(asio::ip::tcp::socket& sock, std::error_code& ec);
     enum class recv_status { data, would_block, closed, failed };
@@ -363,7 +385,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void close_for(std::error_code why, std::uint16_t code, std::string_view reason);
 
     // "something changed" signal for waiters (backpressure, close completion)
-    void notify();
+    void notify() {
+        if (signal_) [[unlikely]]
+            signal_->cancel();
+    }
     asio::awaitable<void> wait_signal();
 
     /// Frame logging: the level test is inline so that disabled logging costs a compare.
@@ -388,6 +413,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t rb_begin_ = 0;
     std::size_t rb_end_ = 0;
     protocol::codec decoder_;  // chosen by the negotiated protocol version
+    // decoder_'s max_frame_size (compared per decode with max_frame_size, which the
+    // application may change; every codec made here starts from config_->limits).
+    std::uint64_t decoder_max_frame_;
     bool reader_active_ = false;
     readable_wait_cache wait_cache_;  // (the socket's reactor, for async_wait_readable)
     // Served with callbacks (start_events): where they go. in_dispatch_: callbacks are
@@ -408,8 +436,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::string pending_close_reason_;
 
     // write queue: frames are appended to wbuf_; the one write in flight owns inflight_
-    std::vector<std::byte> wbuf_;
-    std::vector<std::byte> inflight_;
+    byte_buffer wbuf_;
+    byte_buffer inflight_;
     // Bytes not in wbuf_ (a prepared message shared by many connections, a large payload
     // written from the caller's memory): the queue is then a list of segments, inline runs
     // of wbuf_ (data == nullptr, `offset` into it) and external spans, written with one

@@ -665,7 +665,9 @@ void server::listen() {
             l.executor = st.executor;
             l.single_threaded = st.options.single_threaded;
         } else {
-            contexts.push_back(std::make_unique<asio::io_context>(1));
+            // One thread runs it, and every socket operation happens on that thread (other
+            // threads only post to it): Asio's per-socket reactor locks are not needed.
+            contexts.push_back(std::make_unique<asio::io_context>(ASIO_CONCURRENCY_HINT_UNSAFE_IO));
             l.executor = contexts.back()->get_executor();
             l.single_threaded = true;  // each context is run by exactly one thread
         }

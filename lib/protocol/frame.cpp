@@ -11,7 +11,6 @@ namespace {
 
 constexpr std::byte fin_bit{0x80};
 constexpr std::byte rsv_bits{0x70};
-constexpr std::byte rsv1_bit{0x40};
 constexpr std::byte opcode_bits{0x0F};
 constexpr std::byte mask_bit{0x80};
 
@@ -180,31 +179,6 @@ decoder_event message_decoder::commit_direct(std::size_t n) noexcept {
     // The frame's key and the payload offset are this decoder's and msg_'s: unmask_payload
     // gives the right phase.
     return msg_.commit_direct(*this, n);
-}
-
-std::size_t encode_header(std::byte* out, opcode op, bool fin, std::uint64_t payload_size,
-                          const mask_key* key, bool rsv1) noexcept {
-    std::byte b0 = static_cast<std::byte>(op) & opcode_bits;
-    if (fin) b0 |= fin_bit;
-    if (rsv1) b0 |= rsv1_bit;
-    out[0] = b0;
-    const std::byte mask = key != nullptr ? mask_bit : std::byte{0};
-    std::size_t n = 2;
-    // RFC 6455 §5.2: the minimal length encoding.
-    if (payload_size < 126) {
-        out[1] = mask | static_cast<std::byte>(payload_size);
-    } else {
-        const std::size_t ext = payload_size <= 0xFFFF ? 2 : 8;
-        out[1] = mask | static_cast<std::byte>(ext == 2 ? 126 : 127);
-        for (std::size_t i = 0; i < ext; ++i)
-            out[n + i] = static_cast<std::byte>(payload_size >> (8 * (ext - 1 - i)));
-        n += ext;
-    }
-    if (key != nullptr) {
-        std::memcpy(out + n, key->data(), key->size());
-        n += key->size();
-    }
-    return n;
 }
 
 void append_frame(std::vector<std::byte>& out, opcode op, bool fin,

@@ -105,7 +105,9 @@ inline void parse_common(int argc, char** argv, wscoro::server_options& options,
 template <class Handler>
 int run_server(std::string_view name, wscoro::server_options options, Handler handler) {
     try {
-        asio::io_context io(1);
+        // Only this thread runs `io`, so Asio's per-socket reactor locks can go
+        // (UNSAFE_IO; posting from other threads stays safe). See the README, "Options".
+        asio::io_context io(ASIO_CONCURRENCY_HINT_UNSAFE_IO);
         options.single_threaded = true;  // only this thread runs `io`
         wscoro::server server(io.get_executor(), options);
         server.serve(std::move(handler));

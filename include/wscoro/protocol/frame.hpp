@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <span>
@@ -361,8 +362,32 @@ constexpr std::size_t header_size(std::uint64_t payload_size, bool masked) noexc
 /// Writes a frame header to `out` (room for max_header_size bytes) using the minimal length
 /// encoding (§5.2). `key` non-null sets the MASK bit and appends the key; the payload must
 /// then be masked with it (copy_masked). `rsv1` is for extensions. Returns bytes written.
-std::size_t encode_header(std::byte* out, opcode op, bool fin, std::uint64_t payload_size,
-                          const mask_key* key = nullptr, bool rsv1 = false) noexcept;
+/// (Inline: a server writes one per message.)
+inline std::size_t encode_header(std::byte* out, opcode op, bool fin, std::uint64_t payload_size,
+                                 const mask_key* key = nullptr, bool rsv1 = false) noexcept {
+    // Byte 0: FIN 0x80, RSV1 0x40, opcode in the low 4 bits. Byte 1: MASK 0x80, length.
+    auto b0 = static_cast<std::byte>(op) & std::byte{0x0F};
+    if (fin) b0 |= std::byte{0x80};
+    if (rsv1) b0 |= std::byte{0x40};
+    out[0] = b0;
+    const std::byte mask = key != nullptr ? std::byte{0x80} : std::byte{0};
+    std::size_t n = 2;
+    // RFC 6455 §5.2: the minimal length encoding.
+    if (payload_size < 126) {
+        out[1] = mask | static_cast<std::byte>(payload_size);
+    } else {
+        const std::size_t ext = payload_size <= 0xFFFF ? 2 : 8;
+        out[1] = mask | static_cast<std::byte>(ext == 2 ? 126 : 127);
+        for (std::size_t i = 0; i < ext; ++i)
+            out[n + i] = static_cast<std::byte>(payload_size >> (8 * (ext - 1 - i)));
+        n += ext;
+    }
+    if (key != nullptr) {
+        std::memcpy(out + n, key->data(), key->size());
+        n += key->size();
+    }
+    return n;
+}
 
 /// Appends a whole frame (header + payload, masked if `key`) to `out`.
 void append_frame(std::vector<std::byte>& out, opcode op, bool fin,
