@@ -576,6 +576,75 @@ TEST_SUITE("edges") {
         CHECK(what.find("ecdh_curve") != std::string::npos);
     }
 
+    TEST_CASE("TLS dhparam_file: DHE uses the file's group; a bad file is a start-up error") {
+        const auto cert = make_self_signed_rsa("localhost");
+        const auto dh_file = write_temp_file("ffdhe3072.pem", dh_parameters_pem("ffdhe3072"));
+        // One connection whose client offers only DHE-RSA over TLS 1.2: the size in bits of
+        // the server's DH key, after an echo over the connection.
+        auto dhe_bits = [&](const std::string& dhparam_file) {
+            server_fixture f;
+            f.options.secure = true;
+            f.options.tls.cert = cert.cert_pem;
+            f.options.tls.private_key = cert.key_pem;
+            f.options.tls.dhparam_file = dhparam_file;
+            std::string cipher;
+            int bits = 0;
+            f.start([&](connection ws) -> asio::awaitable<void> {
+                cipher = ws.handshake().tls().cipher;
+                co_await echo(ws);
+            });
+            f.run([&]() -> asio::awaitable<void> {
+                asio::ip::tcp::socket s(co_await asio::this_coro::executor);
+                co_await s.async_connect(f.endpoint(), asio::use_awaitable);
+                auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+                ctx->set_verify_mode(asio::ssl::verify_none);
+                REQUIRE(SSL_CTX_set_max_proto_version(ctx->native_handle(), TLS1_2_VERSION) == 1);
+                REQUIRE(SSL_CTX_set_cipher_list(ctx->native_handle(),
+                                                "DHE-RSA-AES128-GCM-SHA256") == 1);
+                ws_client::tls_stream ts(std::move(s), *ctx);
+                co_await ts.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+                EVP_PKEY* server_key = nullptr;
+                if (SSL_get_peer_tmp_key(ts.native_handle(), &server_key) == 1) {
+                    bits = EVP_PKEY_get_bits(server_key);
+                    EVP_PKEY_free(server_key);
+                }
+                ws_client c(ctx, std::move(ts));
+                const auto key = protocol::generate_key();
+                co_await c.write_raw(protocol::client_request("localhost", "/", key));
+                const auto head = co_await c.read_http_head();
+                CHECK_FALSE(protocol::check_accept_response(head, key));
+                co_await c.send_text("over DHE");
+                auto r = co_await c.next();
+                CHECK(r.text() == "over DHE");
+            });
+            CHECK(cipher == "DHE-RSA-AES128-GCM-SHA256");
+            return bits;
+        };
+        CHECK(dhe_bits(dh_file) == 3072);
+        // Without the file, OpenSSL picks the group by the key's strength (RSA 2048: 2048).
+        CHECK(dhe_bits({}) == 2048);
+        // A missing or malformed file is a start-up error that names the option.
+        for (const auto& bad :
+             {std::string("/nonexistent/dh.pem"), write_temp_file("not-dh.pem", "hello\n")}) {
+            CAPTURE(bad);
+            asio::io_context io;
+            server_options o;
+            o.port = 0;
+            o.secure = true;
+            o.tls.cert = cert.cert_pem;
+            o.tls.private_key = cert.key_pem;
+            o.tls.dhparam_file = bad;
+            server srv(io.get_executor(), o);
+            std::string what;
+            try {
+                srv.listen();
+            } catch (const std::system_error& e) {
+                what = e.what();
+            }
+            CHECK(what.find("dhparam_file") != std::string::npos);
+        }
+    }
+
     TEST_CASE("secure_proxy: hixie Location headers use wss://") {
         server_fixture f;
         f.options.secure_proxy = true;

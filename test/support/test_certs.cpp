@@ -1,6 +1,8 @@
 #include "test_certs.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -19,9 +21,9 @@ std::string bio_text(BIO* bio) {
 }
 }  // namespace
 
-test_cert make_self_signed(const std::string& common_name, const std::string& password) {
+namespace {
+test_cert self_signed(EVP_PKEY* key, const std::string& common_name, const std::string& password) {
     static long serial = 1;
-    EVP_PKEY* key = EVP_EC_gen("P-256");
     X509* x = X509_new();
     if (!key || !x) throw std::runtime_error("OpenSSL key/cert allocation failed");
     X509_set_version(x, 2);
@@ -62,6 +64,34 @@ test_cert make_self_signed(const std::string& common_name, const std::string& pa
     X509_free(x);
     EVP_PKEY_free(key);
     return out;
+}
+}  // namespace
+
+test_cert make_self_signed(const std::string& common_name, const std::string& password) {
+    return self_signed(EVP_EC_gen("P-256"), common_name, password);
+}
+
+test_cert make_self_signed_rsa(const std::string& common_name) {
+    return self_signed(EVP_RSA_gen(2048), common_name, {});
+}
+
+std::string dh_parameters_pem(const std::string& group) {
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr);
+    std::string name = group;
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, name.data(), 0),
+        OSSL_PARAM_END};
+    EVP_PKEY* dh = nullptr;
+    const bool ok = ctx && EVP_PKEY_paramgen_init(ctx) == 1 &&
+                    EVP_PKEY_CTX_set_params(ctx, params) == 1 && EVP_PKEY_paramgen(ctx, &dh) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) throw std::runtime_error("OpenSSL: cannot make DH parameters for " + group);
+    BIO* b = BIO_new(BIO_s_mem());
+    PEM_write_bio_Parameters(b, dh);
+    auto text = bio_text(b);
+    BIO_free(b);
+    EVP_PKEY_free(dh);
+    return text;
 }
 
 std::string write_temp_file(const std::string& name, const std::string& text) {
