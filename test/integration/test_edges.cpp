@@ -51,6 +51,31 @@ asio::awaitable<void> check_echo(server_fixture& f) {
     CHECK(r.text() == "still serving");
 }
 
+// Over a TLS connection the test opened itself: the upgrade, then one text message echoed.
+asio::awaitable<void> upgrade_and_echo(std::shared_ptr<asio::ssl::context> ctx,
+                                       ws_client::tls_stream ts, std::string text) {
+    ws_client c(std::move(ctx), std::move(ts));
+    const auto key = protocol::generate_key();
+    co_await c.write_raw(protocol::client_request("localhost", "/", key));
+    const auto head = co_await c.read_http_head();
+    CHECK_FALSE(protocol::check_accept_response(head, key));
+    co_await c.send_text(text);
+    auto r = co_await c.next();
+    CHECK(r.text() == text);
+}
+
+// What listen() throws with these options ("" if it does not).
+std::string listen_error(const server_options& o) {
+    asio::io_context io;
+    server srv(io.get_executor(), o);
+    try {
+        srv.listen();
+    } catch (const std::system_error& e) {
+        return e.what();
+    }
+    return {};
+}
+
 std::string upgrade_request(std::string_view target, std::string_view extra = {}) {
     auto r = protocol::client_request("127.0.0.1", target, "dGhlIHNhbXBsZSBub25jZQ==");
     r.insert(r.size() - 2, extra);
@@ -136,18 +161,11 @@ TEST_SUITE("edges") {
         cases[4].expect = "cipher_list";
         for (auto& b : cases) {
             CAPTURE(b.expect);
-            asio::io_context io;
             server_options o;
             o.port = 0;
             o.secure = true;
             o.tls = b.tls;
-            server srv(io.get_executor(), o);
-            std::string what;
-            try {
-                srv.listen();
-            } catch (const std::system_error& e) {
-                what = e.what();
-            }
+            const auto what = listen_error(o);
             CAPTURE(what);
             CHECK(what.find(b.expect) != std::string::npos);
         }
@@ -525,14 +543,8 @@ TEST_SUITE("edges") {
             ctx->set_verify_mode(asio::ssl::verify_none);
             ws_client::tls_stream ts(std::move(s), *ctx);
             co_await ts.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-            ws_client c(ctx, std::move(ts));
-            const auto key = protocol::generate_key();
-            co_await c.write_raw(protocol::client_request("localhost", "/", key));
-            const auto head = co_await c.read_http_head();
-            CHECK_FALSE(protocol::check_accept_response(head, key));
-            co_await c.send_text("through the proxy");
-            auto r = co_await c.next();
-            CHECK(r.text() == "through the proxy");
+            std::string text = "through the proxy";
+            co_await upgrade_and_echo(ctx, std::move(ts), std::move(text));
         });
         CHECK(remote == "203.0.113.5");
     }
@@ -559,21 +571,13 @@ TEST_SUITE("edges") {
         });
         CHECK(version == "TLSv1.3");
         // a bad group list is a start-up error
-        asio::io_context io;
         server_options o;
         o.port = 0;
         o.secure = true;
         o.tls.cert = cert.cert_pem;
         o.tls.private_key = cert.key_pem;
         o.tls.ecdh_curve = "NO-SUCH-GROUP";
-        server srv(io.get_executor(), o);
-        std::string what;
-        try {
-            srv.listen();
-        } catch (const std::system_error& e) {
-            what = e.what();
-        }
-        CHECK(what.find("ecdh_curve") != std::string::npos);
+        CHECK(listen_error(o).find("ecdh_curve") != std::string::npos);
     }
 
     TEST_CASE("TLS dhparam_file: DHE uses the file's group; a bad file is a start-up error") {
@@ -608,14 +612,8 @@ TEST_SUITE("edges") {
                     bits = EVP_PKEY_get_bits(server_key);
                     EVP_PKEY_free(server_key);
                 }
-                ws_client c(ctx, std::move(ts));
-                const auto key = protocol::generate_key();
-                co_await c.write_raw(protocol::client_request("localhost", "/", key));
-                const auto head = co_await c.read_http_head();
-                CHECK_FALSE(protocol::check_accept_response(head, key));
-                co_await c.send_text("over DHE");
-                auto r = co_await c.next();
-                CHECK(r.text() == "over DHE");
+                std::string text = "over DHE";
+                co_await upgrade_and_echo(ctx, std::move(ts), std::move(text));
             });
             CHECK(cipher == "DHE-RSA-AES128-GCM-SHA256");
             return bits;
@@ -627,21 +625,13 @@ TEST_SUITE("edges") {
         for (const auto& bad :
              {std::string("/nonexistent/dh.pem"), write_temp_file("not-dh.pem", "hello\n")}) {
             CAPTURE(bad);
-            asio::io_context io;
             server_options o;
             o.port = 0;
             o.secure = true;
             o.tls.cert = cert.cert_pem;
             o.tls.private_key = cert.key_pem;
             o.tls.dhparam_file = bad;
-            server srv(io.get_executor(), o);
-            std::string what;
-            try {
-                srv.listen();
-            } catch (const std::system_error& e) {
-                what = e.what();
-            }
-            CHECK(what.find("dhparam_file") != std::string::npos);
+            CHECK(listen_error(o).find("dhparam_file") != std::string::npos);
         }
     }
 
