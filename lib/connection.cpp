@@ -840,10 +840,7 @@ asio::awaitable<std::optional<message>> connection_impl::receive() {
     }
 }
 
-connection_impl::decode_result connection_impl::decode_step(std::optional<message>& out) {
-    // Nothing buffered and nothing of a frame pending: nothing to decode (the common end of
-    // every batch; the decoder's general path would only say the same).
-    if (rb_begin_ == rb_end_ && decoder_.idle()) return decode_result::need_more;
+connection_impl::decode_result connection_impl::decode_buffered(std::optional<message>& out) {
     if (decoder_max_frame_ != max_frame_size.load(std::memory_order_relaxed)) [[unlikely]] {
         auto limits = decoder_.limits();
         limits.max_frame_size = decoder_max_frame_ = max_frame_size.load(std::memory_order_relaxed);

@@ -316,7 +316,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// peer's Close answered, protocol errors failing the connection). `message`: `out`
     /// holds it; `again`: a control frame was handled; `ended`: the connection is closing;
     /// `need_more`: nothing complete is buffered.
-    decode_result decode_step(std::optional<message>& out);
+    decode_result decode_step(std::optional<message>& out) {
+        // Nothing buffered and nothing of a frame pending: nothing to decode (the common end
+        // of every batch; the decoder's general path would only say the same).
+        if (rb_begin_ == rb_end_ && decoder_.idle()) return decode_result::need_more;
+        return decode_buffered(out);
+    }
+    decode_result decode_buffered(std::optional<message>& out);
     /// Acts on one decoder event as decode_step describes.
     decode_result handle_event(const protocol::decoder_event& ev, std::optional<message>& out);
     void prepare_read_buffer();
