@@ -1238,6 +1238,7 @@ connection_impl::recv_status connection_impl::recv_some(asio::ip::tcp::socket& s
             n = static_cast<std::size_t>(r);
             // A short read emptied the socket; a full one may have left bytes behind.
             last_read_full_ = n == into.size();
+            ++reads_;
             return recv_status::data;
         }
         n = 0;
@@ -1382,7 +1383,10 @@ void connection_impl::enqueue_close(std::uint16_t code, std::string_view reason)
             reason.remove_suffix(1);
         n = protocol::encode_close_payload(body, code, reason);
     }
-    if (!enqueue(opcode::close, std::span(body, n), true)) close_sent_ = true;
+    // Marked sent first: the frame may be written at once (schedule_flush), and what that
+    // write's completion queues (a late pong) must see that nothing may follow it.
+    const bool was_sent = std::exchange(close_sent_, true);
+    if (enqueue(opcode::close, std::span(body, n), true)) close_sent_ = was_sent;
 }
 
 void connection_impl::post_flush() {
@@ -1497,8 +1501,9 @@ std::uint64_t connection_impl::enqueue_external(byte_span header, byte_span exte
     }
     segs_.push_back({external.data(), external.size(), 0, std::move(keep)});
     add_buffered(header.size() + external.size());
+    const auto gen = ++queued_gen_;  // (before the flush: it may write at once)
     schedule_flush();
-    return ++queued_gen_;
+    return gen;
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {

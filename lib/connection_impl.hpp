@@ -280,7 +280,17 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// from one read) are written together by one posted flush, in one system call.
     /// (While event callbacks run, event_read flushes when they return.)
     void schedule_flush() {
-        if (!writing_ && !flush_scheduled_ && !in_dispatch_) post_flush();
+        if (writing_ || flush_scheduled_ || in_dispatch_) return;
+        // Nothing left in the read buffer: no further reply can join this write before the
+        // handler reads again (which means a wait), so the first frame queued after a read
+        // goes out now, with no posted flush. Later ones before the next read are corked.
+        if (rb_begin_ == rb_end_ && immediate_write_read_ != reads_ &&
+            std::holds_alternative<asio::ip::tcp::socket>(stream_)) {
+            immediate_write_read_ = reads_;
+            start_write();
+            return;
+        }
+        post_flush();
     }
     void post_flush();
     void start_write();
@@ -434,6 +444,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool parks_ = false;           // events_->parks(): report waits to the parking lot
     bool parked_ = false;          // folded into a parked_connection: this object is done
     bool last_read_full_ = false;  // the last plain-TCP read filled the space it was given
+    // Plain-TCP reads with data, and the read after which schedule_flush last wrote at once.
+    std::uint32_t reads_ = 0;
+    std::uint32_t immediate_write_read_ = ~std::uint32_t{0};
     bool peer_close_received_ = false;
     // The peer's Close arrived and ours is queued: close_info() becomes {code, reason, clean}
     // once ours is written (begin_linger), or 1006 if the write fails.

@@ -536,10 +536,11 @@ TEST_SUITE("echo") {
 
     TEST_CASE("a prepared message reaches many connections, framed once and shared") {
         server_fixture f;
-        // One thread and no strands: every send below queues without a hop to another strand,
-        // so no write can start (and release its reference) before the loop ends. With
-        // strands, each hop lets that connection's flush run, and a plain-TCP write usually
-        // completes at once, so the frame would rarely be seen shared.
+        // One thread and no strands: every send below queues without a hop to another strand.
+        // The first frame queued on a connection after it read goes out at once (nothing
+        // could join it), so each connection gets the shared frame twice: the second copy
+        // stays queued, by reference, until the loop ends. (With strands, each hop lets that
+        // connection's flush run, so the frame would rarely be seen shared.)
         f.options.single_threaded = true;
         constexpr int n = 100;
         std::vector<connection> members;
@@ -549,8 +550,10 @@ TEST_SUITE("echo") {
             while (auto m = co_await ws.receive()) {
                 if (m->text() != "go") continue;
                 const auto shared = prepared_message::text("to everyone: κόσμε");
-                for (auto& member : members)
+                for (auto& member : members) {
                     co_await member.send(shared);
+                    co_await member.send(shared);
+                }
                 max_use_count = shared.shared_frame().use_count();
                 const auto big = prepared_message::binary(pattern(200000));
                 for (auto& member : members)
@@ -566,8 +569,10 @@ TEST_SUITE("echo") {
                 co_await cs[0].send_text("go");
                 const auto big = pattern(200000);
                 for (auto& c : cs) {
-                    auto r = co_await c.next();
-                    CHECK(r.text() == "to everyone: κόσμε");
+                    for (int copy = 0; copy < 2; ++copy) {
+                        auto r = co_await c.next();
+                        CHECK(r.text() == "to everyone: κόσμε");
+                    }
                     auto r2 = co_await c.next();
                     CHECK(r2.payload == big);
                 }
@@ -575,7 +580,8 @@ TEST_SUITE("echo") {
                     co_await c.send_close(1000);
             },
             std::chrono::seconds(60));
-        // queued by reference: while queued, the connections hold the same frame
+        // queued by reference: while queued, the connections hold the same frame (one
+        // reference each: the second copy) besides `shared` itself
         CHECK(max_use_count == n + 1);
         CHECK_THROWS_AS(prepared_message::text("\xC0\xAF"), wscoro::system_error);
     }

@@ -999,6 +999,57 @@ TEST_SUITE("inject") {
         CHECK(c.injected == 0);
     }
 
+    TEST_CASE("three replies per request: writes per request, coroutine and callbacks") {
+        // Handler coroutine: the first frame queued after a read has nothing to wait for (no
+        // further reply can join it before the handler reads again) and is written at once;
+        // the two after it are corked into one write. Event callbacks: everything queued
+        // during a batch of messages leaves in one write after it.
+        for (const bool callbacks : {false, true}) {
+            CAPTURE(callbacks);
+            server_fixture f;
+            if (callbacks) {
+                event_handlers h;
+                h.on_message = [](const connection& ws, const message& m) {
+                    for (int i = 0; i < 3; ++i)
+                        (void)ws.send_now(m.text());
+                };
+                f.start(std::move(h));
+            } else {
+                f.start([](connection ws) -> asio::awaitable<void> {
+                    while (auto msg = co_await ws.receive()) {
+                        const std::string text(msg->text());
+                        for (int i = 0; i < 3; ++i)
+                            co_await ws.send(text);
+                    }
+                });
+            }
+            inject::reset(inject::mode::pass);
+            constexpr int requests = 50;
+            int replies = 0;
+            f.run([&]() -> asio::awaitable<void> {
+                auto c = co_await ws_client::connect(f.endpoint());
+                for (int i = 0; i < requests; ++i) {
+                    const auto text = "request " + std::to_string(i);
+                    co_await c.send_text(text);
+                    for (int k = 0; k < 3; ++k) {
+                        auto r = co_await c.next();
+                        if (r.kind == protocol::event_kind::message && r.text() == text) ++replies;
+                    }
+                }
+                co_await c.send_close(close_code::normal);
+                (void)co_await c.next();
+                const bool drained = co_await f.drained();
+                CHECK(drained);
+            });
+            CHECK(replies == 3 * requests);
+            const auto c = inject::stats();
+            INFO("send " << c.send << " sendmsg " << c.sendmsg);
+            // Besides the requests' writes: the 101 response and the Close reply.
+            const int per_request = callbacks ? 1 : 2;
+            CHECK(c.send + c.sendmsg == static_cast<std::uint64_t>(per_request * requests + 2));
+        }
+    }
+
     TEST_CASE("fail after N calls: every phase, every N, the connection is freed") {
         // Errno pairs (recv, send), rotated over N for variety.
         constexpr std::pair<int, int> errnos[] = {
