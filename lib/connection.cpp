@@ -1061,6 +1061,18 @@ void connection_impl::event_read(connection h, bool readable) {
             // A candidate for parking while it waits (or parked right away, when many
             // connections wait at once and this one has only just been opened).
             if (parks_ && events_->waiting(*this)) return;
+#if WSCORO_SOCKET_FAST_PATH
+            // On the io_context's own executor (no strand) the reusable wait calls back
+            // directly; on a strand the wait's completion must go through the strand.
+            if (reusable_wait_ < 0)
+                reusable_wait_ = io_context_executor(sock->get_executor()) != nullptr ? 1 : 0;
+            if (reusable_wait_ == 1) {
+                if (read_wait_hold_) return;  // (never: one wait at a time)
+                read_wait_hold_ = std::move(h);
+                read_wait_.start(*sock, wait_cache_, &connection_impl::on_read_wait, this);
+                return;
+            }
+#endif
             auto on_readable = [h = std::move(h)](std::error_code ec) mutable {
                 auto& c = *h.impl();
                 if (c.parked_) return;  // folded: the record has the socket now
@@ -1093,6 +1105,24 @@ void connection_impl::event_read(connection h, bool readable) {
         in_dispatch_ = false;
     }
 }
+
+#if WSCORO_SOCKET_FAST_PATH
+void connection_impl::on_read_wait(void* self, const std::error_code& ec, bool destroying) {
+    // The reference held for the wait becomes this call's: it may be the last one, so `c`
+    // (and the wait operation in it) may be gone once `h` is.
+    connection h(std::move(static_cast<connection_impl*>(self)->read_wait_hold_));
+    if (destroying) return;  // (the io_context is being destroyed)
+    auto& c = *h.impl();
+    if (c.parked_) return;  // folded: the record has the socket now
+    if (c.lot_linked) c.events_->woke(c);
+    if (c.socket_closed_) return;
+    if (ec) {
+        c.on_transport_error(ec);
+        return;
+    }
+    c.event_read(std::move(h), true);
+}
+#endif
 
 void connection_impl::post_event_read(connection h) {
     std::visit(
@@ -1132,14 +1162,15 @@ bool connection_impl::parkable() const noexcept {
     // Everything a fresh object rebuilt from the record would lack: bytes of a next frame,
     // queued or unwritten frames, a closing handshake, a ping awaiting its pong, timers other
     // than the keep-alive one (the record keeps its time), and anyone else's handle (the
-    // registry, the pending wait and an armed keep-alive timer hold the references counted).
+    // pending wait, or the caller about to wait, and an armed keep-alive timer hold the
+    // references counted; the server's registry holds none).
     return parks_ && !parked_ && !socket_closed_ && state_.load() == connection_state::open &&
            !in_dispatch_ && !read_paused_ && rb_begin_ == rb_end_ && decoder_.idle() &&
            wbuf_.empty() && segs_.empty() && !writing_ && !flush_scheduled_ && !shutdown_pending_ &&
            !close_sent_ && !peer_close_received_ && !late_pong_pending_ && !trim_timer_armed_ &&
            !ping_outstanding_ && !close_reason_ &&
            std::holds_alternative<asio::ip::tcp::socket>(stream_) &&
-           weak_from_this().use_count() == 2 + (keepalive_armed_ ? 1 : 0);
+           weak_from_this().use_count() == 1 + (keepalive_armed_ ? 1 : 0);
 }
 
 std::unique_ptr<parked_connection> connection_impl::fold() {

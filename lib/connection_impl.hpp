@@ -434,6 +434,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint64_t decoder_max_frame_;
     bool reader_active_ = false;
     readable_wait_cache wait_cache_;  // (the socket's reactor, for async_wait_readable)
+#if WSCORO_SOCKET_FAST_PATH
+    // Served with callbacks on plain TCP without a strand: the one wait for data, reused,
+    // and the reference that keeps this object alive while it is pending (on_read_wait).
+    reusable_readable_wait read_wait_;
+    connection read_wait_hold_;
+    std::int8_t reusable_wait_ = -1;  // used (1) or not (0, on a strand); -1: not known yet
+    static void on_read_wait(void* self, const std::error_code& ec, bool destroying);
+#endif
     // Served with callbacks (start_events): where they go. in_dispatch_: callbacks are
     // running and event_read flushes the queue when they return, so queueing posts no
     // flush. read_paused_: reading stopped for backpressure, on_write resumes it.

@@ -22,7 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "connection_impl.hpp"
@@ -72,7 +72,11 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::vector<std::thread> threads;
     tcp::endpoint local;
     std::mutex mutex;  // guards `connections` (connections live on different strands)
-    std::unordered_set<std::shared_ptr<connection_impl>> connections;
+    // Every open connection, for stop(). Not owning: a connection lives as long as something
+    // of its own is pending (a wait, a write, a timer, its handler coroutine). Owning
+    // references here would form a cycle (connection -> event bridge -> this state ->
+    // connection) that nothing breaks when the io_context is destroyed with connections open.
+    std::unordered_map<const connection_impl*, std::weak_ptr<connection_impl>> connections;
     std::atomic<bool> stopping{false};
     std::atomic<std::size_t> count{0};
     std::atomic<std::uint64_t> next_id{1};
@@ -164,7 +168,7 @@ void forget_connection(server::state& st, const std::shared_ptr<connection_impl>
     bool trim = false;
     {
         std::lock_guard lock(st.mutex);
-        st.connections.erase(c);
+        st.connections.erase(c.get());
         const auto n = st.count.fetch_sub(1) - 1;
         if (st.peak >= trim_min_peak && n <= st.peak / 2) {
             trim = true;
@@ -379,7 +383,7 @@ bool event_bridge::park(connection_impl& c) {
     c.release_for_parking();
     {
         std::lock_guard lock(st_->mutex);
-        st_->connections.erase(self);
+        st_->connections.erase(self.get());
     }
     link(rec.release());
     if (keepalive_due_.count() > 0 && !sweep_armed_ && !stopping_) arm_sweep();
@@ -438,7 +442,7 @@ std::shared_ptr<connection_impl> event_bridge::unpark(detail::parked_connection*
                                               st_->config, rec->id);
         {
             std::lock_guard lock(st_->mutex);
-            st_->connections.insert(c);
+            st_->connections.insert_or_assign(c.get(), c);
         }
         c->unfold(*rec, shared_from_this());
     } catch (const std::exception& e) {
@@ -482,7 +486,9 @@ asio::awaitable<void> run_connection(std::shared_ptr<server::state> st,
                                      std::shared_ptr<detail::event_sink> events) {
     {
         std::lock_guard lock(st->mutex);
-        st->connections.insert(c);
+        // (insert_or_assign: an object freed without forget_connection, when its io_context
+        // was destroyed, may have left its address behind)
+        st->connections.insert_or_assign(c.get(), c);
         st->peak = std::max(st->peak, st->connections.size());
     }
     try {
@@ -780,7 +786,8 @@ void server::stop_state(const std::shared_ptr<state>& st) {
         std::vector<std::shared_ptr<connection_impl>> open;
         {
             std::lock_guard lock(st->mutex);
-            open.assign(st->connections.begin(), st->connections.end());
+            for (const auto& [address, weak] : st->connections)
+                if (auto c = weak.lock()) open.push_back(std::move(c));
         }
         for (auto& c : open) {
             // Each close runs on its connection's strand; close() bounds itself by

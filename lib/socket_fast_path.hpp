@@ -199,6 +199,54 @@ struct initiate_readable_wait {
 };
 #endif
 
+#if WSCORO_SOCKET_FAST_PATH
+/// The same wait as async_wait_readable (same contract), for an owner that waits on one
+/// socket again and again: one operation object, kept by the owner and reused for every
+/// wait, so a wait allocates nothing and its completion moves no handler. The owner starts
+/// a wait only when none is pending, and keeps itself alive until the callback runs: with
+/// `destroying` true when the io_context is destroyed with the wait pending (only release
+/// what keeps the owner alive then), else with the outcome (operation_aborted when the
+/// socket is closed or released).
+class reusable_readable_wait : public asio::detail::reactor_op {
+  public:
+    using callback = void (*)(void* owner, const std::error_code& ec, bool destroying);
+
+    reusable_readable_wait() noexcept
+        : reactor_op(asio::error_code(), &reusable_readable_wait::do_perform,
+                     &reusable_readable_wait::do_complete) {}
+    reusable_readable_wait(const reusable_readable_wait&) = delete;
+    reusable_readable_wait& operator=(const reusable_readable_wait&) = delete;
+
+    void start(asio::ip::tcp::socket& socket, readable_wait_cache& cache, callback cb,
+               void* owner) {
+        callback_ = cb;
+        owner_ = owner;
+        ec_ = asio::error_code();
+        auto& io = socket_internals::io_object(socket);
+        auto& impl = io.get_implementation();
+        if (!cache.reactor)
+            cache.reactor = &asio::use_service<asio::detail::epoll_reactor>(
+                asio::query(io.get_executor(), asio::execution::context));
+        // (allow_speculative: see initiate_readable_wait::start)
+        static_cast<asio::detail::epoll_reactor*>(cache.reactor)
+            ->start_op(asio::detail::epoll_reactor::read_op, impl.socket_, impl.reactor_data_,
+                       this, false, true);
+    }
+
+  private:
+    static status do_perform(reactor_op*) { return done_and_exhausted; }
+    static void do_complete(void* scheduler, asio::detail::operation* base,
+                            const asio::error_code&, std::size_t) {
+        auto* o = static_cast<reusable_readable_wait*>(base);
+        // (The callback may free the owner, and this object with it: nothing after it.)
+        o->callback_(o->owner_, o->ec_, scheduler == nullptr);
+    }
+
+    callback callback_ = nullptr;
+    void* owner_ = nullptr;
+};
+#endif
+
 /// Waits until the socket may have bytes to read. Completion: void(std::error_code).
 ///
 /// Contract (fast path): after each completed wait the caller reads with recv(MSG_DONTWAIT)

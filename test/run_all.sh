@@ -46,8 +46,10 @@ run_suite() {  # name, build dir, meson test args..., -- setup args...
 
 run_suite "g++ werror: unit, integration, interop" build-test --no-suite slow -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debugoptimized
+# (--timeout-multiplier: an unoptimised sanitizer build runs the exhaustive split-point tests
+# several times slower; test_frame alone takes about 110 s of its 120 there)
 CC=clang CXX=clang++ run_suite "clang werror ASan+UBSan: unit, integration, fuzz" build-asan \
-  --suite unit --suite integration --suite fuzz -- \
+  --suite unit --suite integration --suite fuzz --timeout-multiplier 3 -- \
   -Dwerror=true -Dwarning_level=3 --buildtype=debug -Db_sanitize=address,undefined \
   -Db_lundef=false -Ddefault_library=static
 # (only the threaded tests: test_frame and test_alloc replace operator new, as TSan does)

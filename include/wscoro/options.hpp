@@ -167,7 +167,10 @@ struct server_options {
     /// `asio::io_context io(1)`, or one io_context per thread). Connections then run on that
     /// executor directly instead of on a strand of it: no lock and no extra operations per
     /// completion. send() from other threads stays safe (it is posted to the io_context).
-    /// Leave false if several threads call run() on the same io_context.
+    /// Leave false if several threads call run() on the same io_context. Such an io_context
+    /// may also be made with ASIO_CONCURRENCY_HINT_UNSAFE_IO, which drops Asio's per-socket
+    /// locks (wscoro does every socket operation on the connection's thread; posting from
+    /// other threads stays locked): about 130 fewer instructions per echoed message.
     bool single_threaded = false;
 
     /// Connections served with event callbacks (server::serve(event_handlers)) that have

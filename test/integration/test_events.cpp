@@ -913,4 +913,33 @@ TEST_SUITE("parking") {
         f.reset();
         CHECK(j.opens == 3);
     }
+
+    TEST_CASE("an io_context destroyed with connections waiting for data frees them") {
+        // Not parked: each waits in the reactor with the operation it reuses for every wait,
+        // which keeps the connection alive until Asio destroys the operation.
+        auto f = std::make_unique<server_fixture>();
+        f->options.single_threaded = true;
+        f->options.park_idle_after = std::chrono::milliseconds(0);
+        std::vector<std::weak_ptr<wscoro::detail::connection_impl>> opened;
+        event_handlers h;
+        h.on_open = [&opened](const connection& ws) { opened.push_back(ws.impl()); };
+        h.on_message = [](const connection& ws, const message& m) { (void)ws.send_now(m); };
+        f->start(std::move(h));
+        std::vector<ws_client> clients;
+        f->run([&]() -> asio::awaitable<void> {
+            for (int i = 0; i < 3; ++i) {
+                clients.push_back(co_await ws_client::connect(f->endpoint()));
+                co_await clients.back().send_text("then waits");
+                auto r = co_await clients.back().next();
+                CHECK(r.text() == "then waits");
+            }
+        });
+        REQUIRE(opened.size() == 3);
+        for (const auto& w : opened)
+            CHECK_FALSE(w.expired());  // alive, held by their pending waits
+        clients.clear();
+        f.reset();
+        for (const auto& w : opened)
+            CHECK(w.expired());
+    }
 }
