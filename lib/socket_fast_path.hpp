@@ -229,14 +229,14 @@ class reusable_readable_wait : public asio::detail::reactor_op {
                 asio::query(io.get_executor(), asio::execution::context));
         // (allow_speculative: see initiate_readable_wait::start)
         static_cast<asio::detail::epoll_reactor*>(cache.reactor)
-            ->start_op(asio::detail::epoll_reactor::read_op, impl.socket_, impl.reactor_data_,
-                       this, false, true);
+            ->start_op(asio::detail::epoll_reactor::read_op, impl.socket_, impl.reactor_data_, this,
+                       false, true);
     }
 
   private:
     static status do_perform(reactor_op*) { return done_and_exhausted; }
-    static void do_complete(void* scheduler, asio::detail::operation* base,
-                            const asio::error_code&, std::size_t) {
+    static void do_complete(void* scheduler, asio::detail::operation* base, const asio::error_code&,
+                            std::size_t) {
         auto* o = static_cast<reusable_readable_wait*>(base);
         // (The callback may free the owner, and this object with it: nothing after it.)
         o->callback_(o->owner_, o->ec_, scheduler == nullptr);
