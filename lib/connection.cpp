@@ -1064,12 +1064,15 @@ void connection_impl::event_read(connection h, bool readable) {
 #if WSCORO_SOCKET_FAST_PATH
             // On the io_context's own executor (no strand) the reusable wait calls back
             // directly; on a strand the wait's completion must go through the strand.
-            if (reusable_wait_ < 0)
+            if (reusable_wait_ < 0) {
                 reusable_wait_ = io_context_executor(sock->get_executor()) != nullptr ? 1 : 0;
+                if (reusable_wait_ == 1) read_wait_ = std::make_unique<read_wait_state>();
+            }
             if (reusable_wait_ == 1) {
-                if (read_wait_hold_) return;  // (never: one wait at a time)
-                read_wait_hold_ = std::move(h);
-                read_wait_.start(*sock, wait_cache_, &connection_impl::on_read_wait, this);
+                auto& w = *read_wait_;
+                if (w.hold) return;  // (never: one wait at a time)
+                w.hold = std::move(h);
+                w.op.start(*sock, wait_cache_, &connection_impl::on_read_wait, this);
                 return;
             }
 #endif
@@ -1110,7 +1113,7 @@ void connection_impl::event_read(connection h, bool readable) {
 void connection_impl::on_read_wait(void* self, const std::error_code& ec, bool destroying) {
     // The reference held for the wait becomes this call's: it may be the last one, so `c`
     // (and the wait operation in it) may be gone once `h` is.
-    connection h(std::move(static_cast<connection_impl*>(self)->read_wait_hold_));
+    connection h(std::move(static_cast<connection_impl*>(self)->read_wait_->hold));
     if (destroying) return;  // (the io_context is being destroyed)
     auto& c = *h.impl();
     if (c.parked_) return;  // folded: the record has the socket now

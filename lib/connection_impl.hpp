@@ -437,8 +437,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 #if WSCORO_SOCKET_FAST_PATH
     // Served with callbacks on plain TCP without a strand: the one wait for data, reused,
     // and the reference that keeps this object alive while it is pending (on_read_wait).
-    reusable_readable_wait read_wait_;
-    connection read_wait_hold_;
+    // (Made at the first wait: a coroutine-served connection carries only the pointer.)
+    struct read_wait_state {
+        reusable_readable_wait op;
+        connection hold;
+    };
+    std::unique_ptr<read_wait_state> read_wait_;
     std::int8_t reusable_wait_ = -1;  // used (1) or not (0, on a strand); -1: not known yet
     static void on_read_wait(void* self, const std::error_code& ec, bool destroying);
 #endif
