@@ -1077,15 +1077,7 @@ void connection_impl::event_read(connection h, bool readable) {
             }
 #endif
             auto on_readable = [h = std::move(h)](std::error_code ec) mutable {
-                auto& c = *h.impl();
-                if (c.parked_) return;  // folded: the record has the socket now
-                if (c.lot_linked) c.events_->woke(c);
-                if (c.socket_closed_) return;
-                if (ec) {
-                    c.on_transport_error(ec);
-                    return;
-                }
-                c.event_read(std::move(h), true);
+                read_wait_done(std::move(h), ec);
             };
             async_wait_readable(*sock, std::move(on_readable), &wait_cache_);
             return;
@@ -1109,12 +1101,7 @@ void connection_impl::event_read(connection h, bool readable) {
     }
 }
 
-#if WSCORO_SOCKET_FAST_PATH
-void connection_impl::on_read_wait(void* self, const std::error_code& ec, bool destroying) {
-    // The reference held for the wait becomes this call's: it may be the last one, so `c`
-    // (and the wait operation in it) may be gone once `h` is.
-    connection h(std::move(static_cast<connection_impl*>(self)->read_wait_->hold));
-    if (destroying) return;  // (the io_context is being destroyed)
+void connection_impl::read_wait_done(connection h, const std::error_code& ec) {
     auto& c = *h.impl();
     if (c.parked_) return;  // folded: the record has the socket now
     if (c.lot_linked) c.events_->woke(c);
@@ -1124,6 +1111,14 @@ void connection_impl::on_read_wait(void* self, const std::error_code& ec, bool d
         return;
     }
     c.event_read(std::move(h), true);
+}
+
+#if WSCORO_SOCKET_FAST_PATH
+void connection_impl::on_read_wait(void* self, const std::error_code& ec, bool destroying) {
+    // The reference held for the wait becomes this call's: it may be the last one, so the
+    // object (and the wait operation in it) may be gone once `h` is.
+    connection h(std::move(static_cast<connection_impl*>(self)->read_wait_->hold));
+    if (!destroying) read_wait_done(std::move(h), ec);  // (destroying: the io_context goes away)
 }
 #endif
 

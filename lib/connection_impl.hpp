@@ -371,6 +371,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// `readable` says the socket has data, or the last read filled its buffer) or waits
     /// for data without holding a buffer. `h` keeps the connection alive meanwhile.
     void event_read(connection h, bool readable);
+    /// A wait for data of event_read completed (`ec`): read on, unless the connection was
+    /// parked or closed meanwhile.
+    static void read_wait_done(connection h, const std::error_code& ec);
     void event_read_tls(connection h);
     /// event_read(h, false) from the strand's queue (no callbacks nest in the caller's).
     void post_event_read(connection h);
