@@ -276,9 +276,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
                                    std::shared_ptr<const void> keep);
     std::error_code check_can_send(protocol::opcode op, bool even_if_closing) const;
     void enqueue_close(std::uint16_t code, std::string_view reason);
-    /// Cork: frames queued while the current handler code runs (e.g. every echo produced
-    /// from one read) are written together by one posted flush, in one system call.
-    /// (While event callbacks run, event_read flushes when they return.)
+    /// Cork: frames queued while more of a read is left to decode (e.g. the echoes of a
+    /// pipelined batch) are written together, in one system call, by one posted flush or
+    /// the reader's flush before it waits. (While event callbacks run, event_read flushes
+    /// when they return.)
     void schedule_flush() {
         if (writing_ || flush_scheduled_ || in_dispatch_) return;
         // Nothing left in the read buffer: no further reply can join this write before the
