@@ -58,6 +58,21 @@ std::vector<std::byte> mixed_text() {
     return out;
 }
 
+// Text that is mostly not ASCII: Cyrillic (2 bytes), CJK (3) and emoji (4), with spaces,
+// cut at a character boundary and padded to `n` with ASCII.
+std::vector<std::byte> unicode_text(std::size_t n) {
+    const std::string words[] = {"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 ",
+                                 "\xE4\xB8\x96\xE7\x95\x8C\xE4\xBD\xA0\xE5\xA5\xBD ",
+                                 "\xF0\x9F\x98\x80\xF0\x9F\x9A\x80 ", "ok "};
+    std::string t;
+    for (std::size_t i = 0; t.size() + 16 < n; ++i)
+        t += words[i % std::size(words)];
+    t.resize(n, 'x');
+    std::vector<std::byte> out(t.size());
+    std::memcpy(out.data(), t.data(), t.size());
+    return out;
+}
+
 std::vector<std::byte> binary(std::size_t n) {
     std::vector<std::byte> out(n);
     std::uint32_t x = 12345;
@@ -178,6 +193,7 @@ int main(int argc, char** argv) {
         {"text 64 B ASCII", opcode::text, ascii_text(64), 512},
         {"text 64 B UTF-8", opcode::text, mixed_text(), 512},
         {"text 4 KiB ASCII", opcode::text, ascii_text(4096), 32},
+        {"text 4 KiB UTF-8", opcode::text, unicode_text(4096), 32},
         {"binary 125 B", opcode::binary, binary(125), 512},
     };
 

@@ -77,6 +77,7 @@ struct options {
     int inflight = -1;
     long long size = -1;
     int binary = -1;  // -1 default, 0 text, 1 binary
+    bool unicode = false;  // text that is mostly not ASCII (2-, 3- and 4-byte characters)
     u64 messages = 0;
     u64 count = 10000;
     std::vector<u64> steps{10000};
@@ -319,8 +320,11 @@ class loadgen {
     void soak_check();
     // payloads: message n of connection i. Except in soak every message has the size and type
     // of the run; soak derives them from a hash of (connection, generation, n).
+    // (--unicode: the pool is whole 4-byte groups of characters, so a payload starts at a
+    // multiple of 4 and, its size a multiple of 4 too, ends on a character boundary.)
     const u8* payload(std::size_t id, u64 n) const {
-        return pool_.data() + ((n * 4099 + id * 977) % pool_spread);
+        const u64 at = (n * 4099 + id * 977) % pool_spread;
+        return pool_.data() + (o_.unicode ? at & ~u64{3} : at);
     }
     const u8* hs_payload(std::size_t id) const { return payload(id, 0xFFFFFF); }
     u64 msg_hash(std::size_t i, u64 n) const;
@@ -1047,6 +1051,10 @@ int loadgen::run() {
         while (size_bits_ < 63 && (u64{1} << size_bits_) < size_)
             ++size_bits_;
     }
+    if (o_.unicode && (type_ != 1 || size_ % 4 != 0 || o_.sc == scenario::soak)) {
+        std::fputs("loadgen: --unicode needs text messages of a multiple of 4 bytes\n", stderr);
+        return 2;
+    }
     if (size_ == 0 && o_.raw) {
         std::fputs("loadgen: --raw needs --size > 0\n", stderr);
         return 2;
@@ -1059,9 +1067,20 @@ int loadgen::run() {
     // payload pool: printable ASCII for text (valid UTF-8), random bytes for binary
     pool_.resize(std::max<std::size_t>(size_, hs_len_) + pool_spread);
     xorshift prng{0x2545F4914F6CDD1DULL};
-    for (auto& b : pool_) {
-        const u64 r = prng.next() >> 24;
-        b = type_ == 1 ? static_cast<u8>(0x20 + r % 95) : static_cast<u8>(r);
+    if (o_.unicode) {
+        // Groups of 4 bytes, each whole characters: one of 4 bytes (U+1F600..), a 3-byte one
+        // (U+4E00..) and a space, two of 2 bytes (U+0400..), or four ASCII letters.
+        static constexpr u8 groups[][4] = {{0xF0, 0x9F, 0x98, 0x80}, {0xF0, 0x9F, 0x9A, 0x80},
+                                           {0xE4, 0xB8, 0x96, 0x20}, {0xE7, 0x95, 0x8C, 0x20},
+                                           {0xD0, 0x9F, 0xD1, 0x80}, {0xD0, 0xB8, 0xD0, 0xB2},
+                                           {0x6F, 0x6B, 0x21, 0x20}};
+        for (std::size_t i = 0; i + 4 <= pool_.size(); i += 4)
+            std::memcpy(&pool_[i], groups[(prng.next() >> 24) % std::size(groups)], 4);
+    } else {
+        for (auto& b : pool_) {
+            const u64 r = prng.next() >> 24;
+            b = type_ == 1 ? static_cast<u8>(0x20 + r % 95) : static_cast<u8>(r);
+        }
     }
     if (o_.sc == scenario::soak) {
         pool_bin_.resize(pool_.size());
@@ -1146,13 +1165,14 @@ int loadgen::run() {
     std::fputs(
         "usage: loadgen --scenario pingpong|pipeline|large|connect|idle|soak [--raw]\n"
         "         [--host 127.0.0.1] [--port 8080] [--connections C] [--inflight K]\n"
-        "         [--size BYTES] [--text|--binary] [--messages M] [--count N]\n"
+        "         [--size BYTES] [--text|--binary|--unicode] [--messages M] [--count N]\n"
         "         [--steps N1,N2,...] [--sources S] [--max-pending P] [--timeout SEC]\n"
         "         [--rounds R] [--duration SEC] [--churn PCT]\n"
         "  soak: C connections (default 10000), R rounds (default 10, or as many as fit in\n"
         "  --duration) of one message of 1 B .. --size (default 8192) each, --churn % (default\n"
         "  10) of them closed and replaced every round; --inflight and --text/--binary are\n"
-        "  ignored. --timeout (default 300) bounds the whole run.\n",
+        "  ignored. --timeout (default 300) bounds the whole run. --unicode: text that is\n"
+        "  mostly 2-, 3- and 4-byte characters (--size a multiple of 4).\n",
         stderr);
     std::exit(2);
 }
@@ -1207,6 +1227,10 @@ int main(int argc, char** argv) {
             o.binary = 0;
         else if (a == "--binary")
             o.binary = 1;
+        else if (a == "--unicode") {
+            o.binary = 0;
+            o.unicode = true;
+        }
         else if (a == "--messages")
             o.messages = parse_u64(val());
         else if (a == "--count")

@@ -652,4 +652,138 @@ TEST_SUITE("utf8") {
         CHECK_MESSAGE(log.count == 0, log.first);
         CHECK(invalid > 300);
     }
+
+    // Long input (64 bytes and more from a character boundary) is validated 32 bytes at a time
+    // where the CPU allows (AVX2, utf8.cpp), then the scalar DFA resumes at the last character
+    // the blocks cut. These cases put every kind of byte pair and character across those
+    // block boundaries, and errors at every position of long non-ASCII text.
+
+    // `s` fed whole and in two pieces at `cut` (when inside), compared with the reference.
+    std::string compare_whole_and_cut(std::span<const unsigned char> s, std::size_t cut) {
+        const ref_status want = reference_validate(s);
+        utf8_validator whole;
+        const bool fed = feed(whole, s);
+        if (fed != (want != ref_status::invalid) ||
+            whole.complete() != (want == ref_status::complete))
+            return hex(s) + " fed whole";
+        if (cut > 0 && cut < s.size()) return compare_pieces(s, {cut, s.size()});
+        return {};
+    }
+
+    TEST_CASE("32-byte blocks: every byte pair at every offset around a block boundary") {
+        mismatch_log log;
+        std::size_t invalid = 0;
+        for (std::size_t at = 28; at <= 33; ++at) {
+            for (unsigned a = 0; a < 256; ++a) {
+                for (unsigned b = 0; b < 256; ++b) {
+                    bytes s(at, 'a');
+                    s.push_back(static_cast<unsigned char>(a));
+                    s.push_back(static_cast<unsigned char>(b));
+                    s.resize(96, 'a');
+                    if (reference_validate(s) == ref_status::invalid) ++invalid;
+                    log.add(compare_whole_and_cut(s, 0));
+                }
+            }
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+        CHECK(invalid > 6 * 30000);
+    }
+
+    TEST_CASE("32-byte blocks: every E0/ED/EF/F0/F4/F5 character across a block boundary") {
+        // Lead, every second byte, then a few third (and fourth) bytes, starting at offsets that
+        // put each of its bytes last in a block; ASCII or a character after it.
+        const unsigned leads[] = {0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF3, 0xF4, 0xF5};
+        const unsigned tails[] = {0x41, 0x80, 0xBF, 0xC3};
+        mismatch_log log;
+        std::size_t complete = 0;
+        for (std::size_t at = 28; at <= 32; ++at) {
+            for (unsigned lead : leads) {
+                for (unsigned b1 = 0x70; b1 < 0xD0; ++b1) {
+                    for (unsigned b2 : tails) {
+                        for (unsigned b3 : tails) {
+                            bytes s(at, 'a');
+                            s = s + bytes{static_cast<unsigned char>(lead),
+                                          static_cast<unsigned char>(b1),
+                                          static_cast<unsigned char>(b2),
+                                          static_cast<unsigned char>(b3)};
+                            while (s.size() < 100)
+                                s = s + bytes{0xC3, 0xA9};
+                            if (reference_validate(s) == ref_status::complete) ++complete;
+                            log.add(compare_whole_and_cut(s, at + 2));
+                        }
+                    }
+                }
+            }
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+        CHECK(complete > 1000);
+    }
+
+    TEST_CASE("32-byte blocks: a bad byte at every position of long non-ASCII text") {
+        const bytes chars[] = {{0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
+        const bytes bads[] = {{0x80},       {0xFF},       {0xC0, 0x80}, {0xE0, 0x9F, 0x80},
+                              {0xED, 0xA0}, {0xF4, 0x90}, {0xF0, 0x8F}, {0xE2, 0x41},
+                              {0xF5, 0x80}, {0xC2}};
+        mismatch_log log;
+        for (std::size_t shift = 0; shift < 36; ++shift) {
+            for (const auto& c : chars) {
+                // ASCII, then non-ASCII text of five blocks and a few bytes.
+                bytes text(shift, 'a');
+                while (text.size() < shift + 166)
+                    text = text + c;
+                for (std::size_t k = shift; k <= text.size(); ++k) {
+                    for (const auto& bad : bads) {
+                        bytes s(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(k));
+                        s = s + bad +
+                            bytes(text.begin() + static_cast<std::ptrdiff_t>(k), text.end());
+                        log.add(compare_whole_and_cut(s, (k * 7) % s.size()));
+                    }
+                    // The text cut short at k: valid exactly when k ends a character.
+                    log.add(compare_whole_and_cut(std::span(text).first(k), k / 2));
+                }
+            }
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+    }
+
+    TEST_CASE("differential: 4000 long mixed strings, whole and in random pieces") {
+        std::mt19937 rng(20261124);
+        const bytes pieces[] = {{'a'},
+                                bytes(7, 'q'),
+                                bytes(40, 'z'),
+                                {0xC3, 0xA9},
+                                {0xDF, 0xBF},
+                                {0xE0, 0xA0, 0x80},
+                                {0xE2, 0x82, 0xAC},
+                                {0xED, 0x9F, 0xBF},
+                                {0xEE, 0x80, 0x80},
+                                {0xF0, 0x90, 0x80, 0x80},
+                                {0xF0, 0x9F, 0x98, 0x80},
+                                {0xF4, 0x8F, 0xBF, 0xBF}};
+        mismatch_log log;
+        std::size_t invalid = 0;
+        std::size_t complete = 0;
+        for (int iter = 0; iter < 4000; ++iter) {
+            bytes s;
+            const std::size_t target = 64 + rng() % 700;
+            while (s.size() < target)
+                s = s + pieces[rng() % std::size(pieces)];
+            // Most strings get up to three bytes changed to anything at all.
+            const unsigned changes = rng() % 4;
+            for (unsigned i = 0; i < changes; ++i)
+                s[rng() % s.size()] = static_cast<unsigned char>(rng() % 256);
+            const ref_status want = reference_validate(s);
+            if (want == ref_status::invalid) ++invalid;
+            if (want == ref_status::complete) ++complete;
+            log.add(compare_whole_and_cut(s, rng() % s.size()));
+            std::vector<std::size_t> cuts;
+            for (std::size_t at = 1; at < s.size(); ++at)
+                if (rng() % 50 == 0) cuts.push_back(at);
+            cuts.push_back(s.size());
+            log.add(compare_pieces(s, cuts));
+        }
+        CHECK_MESSAGE(log.count == 0, log.first);
+        CHECK(invalid > 1000);
+        CHECK(complete > 500);
+    }
 }
