@@ -956,6 +956,16 @@ std::error_code connection_impl::send_now(opcode op, byte_span payload) {
     } else if (auto e = enqueue(op, payload, false)) {
         return e;
     }
+    return check_slow_consumer();
+}
+
+std::error_code connection_impl::send_now(const prepared_message& msg) {
+    if (!on_strand()) return std::make_error_code(std::errc::operation_not_permitted);
+    if (auto e = enqueue_prepared(msg)) return e;
+    return check_slow_consumer();
+}
+
+std::error_code connection_impl::check_slow_consumer() {
     if (config_->slow_consumer == slow_consumer_policy::close &&
         buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
         const auto e = make_error_code(error::slow_consumer);
@@ -1621,20 +1631,29 @@ asio::awaitable<void> connection_impl::send_frame(opcode op, std::span<const std
         throw wscoro::system_error(e);
 }
 
+std::error_code connection_impl::enqueue_prepared(const prepared_message& msg) {
+    const auto op = msg.type() == message_type::text ? opcode::text : opcode::binary;
+    if (decoder_.format() != protocol::wire_format::rfc6455)
+        return enqueue(op, msg.payload(), false);
+    if (auto e = check_can_send(op, false)) return e;
+    log_frame("out", op, msg.payload());
+    const auto frame = msg.frame();
+    if (frame.size() <= prepared_copy_limit) {
+        // A small frame is copied as it is (no framing, no UTF-8 check): cheaper than the
+        // reference, its two reference-count updates and a gather write (fanout_bench).
+        wbuf_.append(frame.data(), frame.size());
+        add_buffered(frame.size());
+        schedule_flush();
+        return {};
+    }
+    // The shared frame itself is queued: no copy, no re-framing.
+    enqueue_external({}, frame, msg.shared_frame());
+    return {};
+}
+
 asio::awaitable<void> connection_impl::send_prepared(const prepared_message& msg,
                                                      std::error_code* ec) {
-    const auto op = msg.type() == message_type::text ? opcode::text : opcode::binary;
-    std::error_code e;
-    if (decoder_.format() == protocol::wire_format::rfc6455) {
-        e = check_can_send(op, false);
-        if (!e) {
-            log_frame("out", op, msg.payload());
-            // The shared frame itself is queued: no copy, no re-framing.
-            enqueue_external({}, msg.frame(), msg.shared_frame());
-        }
-    } else {
-        e = enqueue(op, msg.payload(), false);
-    }
+    const auto e = enqueue_prepared(msg);
     if (!e && buffered_.load(std::memory_order_relaxed) > config_->write_high_water)
         co_await wait_below_low_water();
     if (ec)
@@ -2033,6 +2052,11 @@ std::error_code connection::send_now_binary(std::span<const std::byte> data) con
 std::error_code connection::send_now(const message& msg) const {
     if (!impl_) return make_error_code(error::closed);
     return impl_->send_now(opcode_for(msg.type()), msg.data());
+}
+
+std::error_code connection::send_now(const prepared_message& msg) const {
+    if (!impl_) return make_error_code(error::closed);
+    return impl_->send_now(msg);
 }
 
 std::error_code connection::start_close(std::uint16_t code, std::string_view reason) const {

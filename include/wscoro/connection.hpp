@@ -123,6 +123,10 @@ class connection {
     /// As send(const message&) (an exact echo, no second UTF-8 check), without waiting; see
     /// send_now(text).
     std::error_code send_now(const message& msg) const;
+    /// As send(const prepared_message&) (queued by reference: the frame built once is
+    /// shared, not copied), without waiting; see send_now(text). For broadcasting from
+    /// event callbacks or any handler on the connection's strand.
+    std::error_code send_now(const prepared_message& msg) const;
     /// Starts the closing handshake (as close(), with the same checks and errors) without
     /// waiting for its end: the connection's reader (receive() or the event callbacks)
     /// sees the end, and on_close reports it. Anywhere but the connection's strand it

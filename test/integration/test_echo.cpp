@@ -545,16 +545,25 @@ TEST_SUITE("echo") {
         constexpr int n = 100;
         std::vector<connection> members;
         long max_use_count = 0;
+        long small_use_count = 0;
+        // Above prepared_copy_limit (512 bytes of frame): queued by reference. A small frame
+        // is copied into each queue instead.
+        std::string text;
+        while (text.size() < 1000)
+            text += "to everyone: κόσμε ";
         f.start([&](connection ws) -> asio::awaitable<void> {
             members.push_back(ws);
             while (auto m = co_await ws.receive()) {
                 if (m->text() != "go") continue;
-                const auto shared = prepared_message::text("to everyone: κόσμε");
+                const auto shared = prepared_message::text(text);
+                const auto small = prepared_message::text("hello, κόσμε");
                 for (auto& member : members) {
                     co_await member.send(shared);
                     co_await member.send(shared);
+                    co_await member.send(small);
                 }
                 max_use_count = shared.shared_frame().use_count();
+                small_use_count = small.shared_frame().use_count();
                 const auto big = prepared_message::binary(pattern(200000));
                 for (auto& member : members)
                     co_await member.send(big);
@@ -571,8 +580,10 @@ TEST_SUITE("echo") {
                 for (auto& c : cs) {
                     for (int copy = 0; copy < 2; ++copy) {
                         auto r = co_await c.next();
-                        CHECK(r.text() == "to everyone: κόσμε");
+                        CHECK(r.text() == text);
                     }
+                    auto r1 = co_await c.next();
+                    CHECK(r1.text() == "hello, κόσμε");
                     auto r2 = co_await c.next();
                     CHECK(r2.payload == big);
                 }
@@ -583,6 +594,7 @@ TEST_SUITE("echo") {
         // queued by reference: while queued, the connections hold the same frame (one
         // reference each: the second copy) besides `shared` itself
         CHECK(max_use_count == n + 1);
+        CHECK(small_use_count == 1);  // copied: no queue holds it
         CHECK_THROWS_AS(prepared_message::text("\xC0\xAF"), wscoro::system_error);
     }
 }

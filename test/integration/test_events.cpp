@@ -16,6 +16,7 @@
 #include "test_certs.hpp"
 #include "wscoro/connection.hpp"
 #include "wscoro/events.hpp"
+#include "wscoro/prepared_message.hpp"
 
 using namespace wscoro;
 using namespace wscoro::test;
@@ -483,6 +484,79 @@ TEST_SUITE("events") {
         CHECK(sent);
         CHECK(off_strand == std::errc::operation_not_permitted);
         kept = {};
+    }
+
+    TEST_CASE("send_now(prepared) from a callback: one frame, shared by every connection") {
+        server_fixture f;
+        f.options.single_threaded = true;
+        constexpr int n = 20;
+        std::vector<connection> members;
+        long use_count = 0;
+        long small_use_count = 0;
+        std::error_code off_strand, after_close;
+        // Above prepared_copy_limit: queued by reference; the small one is copied.
+        std::string text;
+        while (text.size() < 1000)
+            text += "to everyone: κόσμε ";
+        event_handlers h;
+        h.on_open = [&](const connection& ws) { members.push_back(ws); };
+        h.on_message = [&](const connection& ws, const message& m) {
+            if (m.text() != "go") return;
+            const auto shared = prepared_message::text(text);
+            const auto small = prepared_message::text("hello, κόσμε");
+            // Twice each: on the other connections the first copy is written at once, the
+            // second stays queued by reference; the sender's both wait for its callbacks.
+            for (auto& member : members) {
+                CHECK_FALSE(member.send_now(shared));
+                CHECK_FALSE(member.send_now(shared));
+                CHECK_FALSE(member.send_now(small));
+            }
+            use_count = shared.shared_frame().use_count();
+            small_use_count = small.shared_frame().use_count();
+            CHECK_FALSE(ws.start_close(1000));
+            after_close = ws.send_now(shared);
+        };
+        f.start(std::move(h));
+        f.run([&]() -> asio::awaitable<void> {
+            std::vector<ws_client> cs;
+            for (int i = 0; i < n; ++i)
+                cs.push_back(co_await ws_client::connect(f.endpoint()));
+            for (int i = 0; i < 100 && members.size() < n; ++i)
+                co_await sleep_for(std::chrono::milliseconds(5));
+            REQUIRE(members.size() == n);
+            std::thread other(
+                [&] { off_strand = members[1].send_now(prepared_message::text("x")); });
+            other.join();
+            co_await cs[0].send_text("go");
+            for (auto& c : cs) {
+                for (int copy = 0; copy < 2; ++copy) {
+                    auto r = co_await c.next();
+                    CHECK(r.kind == event_kind::message);
+                    CHECK(r.text() == text);
+                }
+                auto r = co_await c.next();
+                CHECK(r.text() == "hello, κόσμε");
+            }
+            // The sender's connection: our Close came after the two copies; answered, the
+            // server closes TCP.
+            auto closing = co_await cs[0].next();
+            CHECK(closing.kind == event_kind::close);
+            CHECK(closing.code == 1000);
+            co_await cs[0].send_close(1000);
+            auto eof = co_await cs[0].next();
+            CHECK(eof.eof);
+            for (int i = 1; i < n; ++i) {
+                co_await cs[static_cast<std::size_t>(i)].send_close(1000);
+                co_await expect_close(cs[static_cast<std::size_t>(i)], 1000);
+            }
+        });
+        // The sender's two copies and the other connections' second copies were queued by
+        // reference when the loop ended, besides the local handle.
+        CHECK(use_count == 1 + 2 + (n - 1));
+        CHECK(small_use_count == 1);  // copied: no queue holds it
+        CHECK(off_strand == std::errc::operation_not_permitted);
+        CHECK(after_close == error::closed);
+        members.clear();
     }
 
     TEST_CASE("event callbacks over TLS") {
