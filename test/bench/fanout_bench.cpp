@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -351,6 +352,16 @@ int main(int argc, char** argv) {
         else
             die("usage: fanout_bench [--connections N] [--sizes B,B,...] [--reps R] [--window W]");
     }
+
+    // Both ends of every connection live in this process.
+    const rlim_t fds = 2 * connections + 64;
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < fds) {
+        rl.rlim_cur = std::min(rl.rlim_max, fds);
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < fds)
+        die("needs " + std::to_string(fds) + " file descriptors (ulimit -n)");
 
     bench b(connections, window);
     b.start_server();
