@@ -965,15 +965,11 @@ std::error_code connection_impl::send_now(const prepared_message& msg) {
     return check_slow_consumer();
 }
 
-std::error_code connection_impl::check_slow_consumer() {
-    if (config_->slow_consumer == slow_consumer_policy::close &&
-        buffered_.load(std::memory_order_relaxed) > config_->max_outbound) {
-        const auto e = make_error_code(error::slow_consumer);
-        report(e, nullptr, e.message());
-        close_for(e, close_code::policy_violation, "slow consumer");
-        return e;
-    }
-    return {};
+std::error_code connection_impl::close_slow_consumer() {
+    const auto e = make_error_code(error::slow_consumer);
+    report(e, nullptr, e.message());
+    close_for(e, close_code::policy_violation, "slow consumer");
+    return e;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -282,7 +282,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::error_code enqueue_prepared(const prepared_message& msg);
     /// After a frame queued by send_now(): with slow_consumer_policy::close, a queue above
     /// max_outbound closes the connection (error::slow_consumer).
-    std::error_code check_slow_consumer();
+    std::error_code check_slow_consumer() {
+        if (config_->slow_consumer == slow_consumer_policy::close &&
+            buffered_.load(std::memory_order_relaxed) > config_->max_outbound) [[unlikely]]
+            return close_slow_consumer();
+        return {};
+    }
+    std::error_code close_slow_consumer();
     /// Queues `header` (copied) then `external` by reference: `keep` holds the bytes alive
     /// until written (null: the caller waits for the write, see send_frame). Returns the
     /// write generation that completes once these bytes are written.
