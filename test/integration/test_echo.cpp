@@ -548,9 +548,7 @@ TEST_SUITE("echo") {
         long small_use_count = 0;
         // Above prepared_copy_limit (512 bytes of frame): queued by reference. A small frame
         // is copied into each queue instead.
-        std::string text;
-        while (text.size() < 1000)
-            text += "to everyone: κόσμε ";
+        const std::string text = shared_broadcast_text();
         f.start([&](connection ws) -> asio::awaitable<void> {
             members.push_back(ws);
             while (auto m = co_await ws.receive()) {

@@ -495,9 +495,7 @@ TEST_SUITE("events") {
         long small_use_count = 0;
         std::error_code off_strand, after_close;
         // Above prepared_copy_limit: queued by reference; the small one is copied.
-        std::string text;
-        while (text.size() < 1000)
-            text += "to everyone: κόσμε ";
+        const std::string text = shared_broadcast_text();
         event_handlers h;
         h.on_open = [&](const connection& ws) { members.push_back(ws); };
         h.on_message = [&](const connection& ws, const message& m) {

@@ -46,6 +46,15 @@ inline asio::awaitable<void> expect_close(ws_client& c, std::uint16_t code) {
     CHECK(eof.eof);
 }
 
+/// A text of about 1 000 bytes (not all ASCII) for a prepared message: its frame is above
+/// prepared_copy_limit (512 bytes), so connections queue it by reference, not as a copy.
+inline std::string shared_broadcast_text() {
+    std::string text;
+    while (text.size() < 1000)
+        text += "to everyone: κόσμε ";
+    return text;
+}
+
 /// `n` bytes of lowercase ASCII, starting `seed` letters into the alphabet.
 inline std::vector<std::byte> ascii(std::size_t n, std::size_t seed = 0) {
     std::vector<std::byte> v(n);

@@ -578,37 +578,49 @@ TEST_SUITE("utf8") {
     // a word, and then runs its DFA over 16 bytes before it looks for ASCII again. These cases
     // put every kind of byte at every position relative to those words and runs.
 
-    TEST_CASE("DFA runs: a bad byte at every position of non-ASCII text, every alignment") {
+    // For each ASCII prefix length below `shifts` and each character below: text of that
+    // many ASCII bytes, then the character repeated to at least `length` bytes more; calls
+    // each(text, k, bad_index, s) for every k in [prefix, text.size()] and every bad
+    // sequence, with s = text with bads[bad_index] inserted at k (possibly mid-character).
+    template <class Each>
+    void for_each_insertion(std::size_t shifts, std::size_t length, std::span<const bytes> bads,
+                            Each && each) {
         const bytes chars[] = {{0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
-        const bytes bads[] = {{0x80},       {0xFF},       {0xC1, 0xBF}, {0xE0, 0x80},
-                              {0xED, 0xBF}, {0xF4, 0x90}, {0xE2, 0x41}, {0xF0, 0x9F, 0x98, 0x41}};
-        mismatch_log log;
-        for (std::size_t shift = 0; shift < 8; ++shift) {
+        for (std::size_t shift = 0; shift < shifts; ++shift) {
             for (const auto& c : chars) {
-                // ASCII, then non-ASCII text long enough for three DFA runs.
                 bytes text(shift, 'a');
-                while (text.size() < shift + 56)
+                while (text.size() < shift + length)
                     text = text + c;
                 for (std::size_t k = shift; k <= text.size(); ++k) {
-                    for (const auto& bad : bads) {
-                        // The bad bytes overwrite text from k on (possibly mid-character).
+                    for (std::size_t b = 0; b < bads.size(); ++b) {
                         bytes s(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(k));
-                        s = s + bad +
+                        s = s + bads[b] +
                             bytes(text.begin() + static_cast<std::ptrdiff_t>(k), text.end());
-                        const ref_status want = reference_validate(s);
-                        utf8_validator whole;
-                        const bool fed = feed(whole, s);
-                        if (fed != (want != ref_status::invalid) ||
-                            whole.complete() != (want == ref_status::complete))
-                            log.add(hex(s) + " fed whole");
-                        // The exact failing byte: every prefix agrees with the reference.
-                        log.add(compare_bytewise(s));
-                        for (std::size_t cut = 1; cut < s.size(); ++cut)
-                            log.add(compare_pieces(s, {cut, s.size()}));
+                        each(text, k, b, s);
                     }
                 }
             }
         }
+    }
+
+    TEST_CASE("DFA runs: a bad byte at every position of non-ASCII text, every alignment") {
+        const bytes bads[] = {{0x80},       {0xFF},       {0xC1, 0xBF}, {0xE0, 0x80},
+                              {0xED, 0xBF}, {0xF4, 0x90}, {0xE2, 0x41}, {0xF0, 0x9F, 0x98, 0x41}};
+        mismatch_log log;
+        // ASCII, then non-ASCII text long enough for three DFA runs.
+        for_each_insertion(8, 56, bads,
+                           [&](const bytes&, std::size_t, std::size_t, const bytes& s) {
+                               const ref_status want = reference_validate(s);
+                               utf8_validator whole;
+                               const bool fed = feed(whole, s);
+                               if (fed != (want != ref_status::invalid) ||
+                                   whole.complete() != (want == ref_status::complete))
+                                   log.add(hex(s) + " fed whole");
+                               // The exact failing byte: every prefix agrees with the reference.
+                               log.add(compare_bytewise(s));
+                               for (std::size_t cut = 1; cut < s.size(); ++cut)
+                                   log.add(compare_pieces(s, {cut, s.size()}));
+                           });
         CHECK_MESSAGE(log.count == 0, log.first);
     }
 
@@ -720,29 +732,18 @@ TEST_SUITE("utf8") {
     }
 
     TEST_CASE("32-byte blocks: a bad byte at every position of long non-ASCII text") {
-        const bytes chars[] = {{0xC3, 0xA9}, {0xE2, 0x82, 0xAC}, {0xF0, 0x9F, 0x98, 0x80}};
         const bytes bads[] = {{0x80},       {0xFF},       {0xC0, 0x80}, {0xE0, 0x9F, 0x80},
                               {0xED, 0xA0}, {0xF4, 0x90}, {0xF0, 0x8F}, {0xE2, 0x41},
                               {0xF5, 0x80}, {0xC2}};
         mismatch_log log;
-        for (std::size_t shift = 0; shift < 36; ++shift) {
-            for (const auto& c : chars) {
-                // ASCII, then non-ASCII text of five blocks and a few bytes.
-                bytes text(shift, 'a');
-                while (text.size() < shift + 166)
-                    text = text + c;
-                for (std::size_t k = shift; k <= text.size(); ++k) {
-                    for (const auto& bad : bads) {
-                        bytes s(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(k));
-                        s = s + bad +
-                            bytes(text.begin() + static_cast<std::ptrdiff_t>(k), text.end());
-                        log.add(compare_whole_and_cut(s, (k * 7) % s.size()));
-                    }
-                    // The text cut short at k: valid exactly when k ends a character.
-                    log.add(compare_whole_and_cut(std::span(text).first(k), k / 2));
-                }
-            }
-        }
+        // ASCII, then non-ASCII text of five blocks and a few bytes.
+        for_each_insertion(36, 166, bads,
+                           [&](const bytes& text, std::size_t k, std::size_t b, const bytes& s) {
+                               log.add(compare_whole_and_cut(s, (k * 7) % s.size()));
+                               // The text cut short at k: valid exactly when k ends a character.
+                               if (b == 0)
+                                   log.add(compare_whole_and_cut(std::span(text).first(k), k / 2));
+                           });
         CHECK_MESSAGE(log.count == 0, log.first);
     }
 
