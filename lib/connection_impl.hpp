@@ -226,7 +226,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// Queues a copy of one frame without waiting, whatever the queue holds
     /// (connection::send_now). On the strand only.
     std::error_code send_now(protocol::opcode op, std::span<const std::byte> payload);
-    /// Queues a prepared message by reference without waiting (connection::send_now).
+    /// Queues a prepared message without waiting (connection::send_now).
     std::error_code send_now(const prepared_message& msg);
     // --- parking (server_options::park_idle_after), driven by the server's parking lot ---
     /// True if this waiting connection can be folded: served with parking callbacks, open,
@@ -277,8 +277,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     // write side
     std::error_code enqueue(protocol::opcode op, byte_span payload, bool even_if_closing);
-    /// Queues a prepared message: its shared frame by reference (RFC 6455), or its payload
-    /// re-framed for older protocol versions.
+    /// Queues a prepared message: its shared frame by reference (RFC 6455; a copy of it up to
+    /// prepared_copy_limit), or its payload re-framed for older protocol versions.
     std::error_code enqueue_prepared(const prepared_message& msg);
     /// After a frame queued by send_now(): with slow_consumer_policy::close, a queue above
     /// max_outbound closes the connection (error::slow_consumer).

@@ -75,8 +75,9 @@ class connection {
     asio::awaitable<void> send_binary(std::span<const std::byte> data) const;
     asio::awaitable<void> send_binary(std::span<const std::byte> data, std::error_code& ec) const;
     /// Queues a prepared message by reference: the frame built once is shared, not copied,
-    /// however many connections it is sent to (older protocol versions re-frame its
-    /// payload). Backpressure and errors as send(text).
+    /// however many connections it is sent to (a frame of at most 512 bytes is copied as it
+    /// is, which is cheaper; older protocol versions re-frame its payload). Backpressure and
+    /// errors as send(text).
     asio::awaitable<void> send(const prepared_message& msg) const;
     asio::awaitable<void> send(const prepared_message& msg, std::error_code& ec) const;
 
@@ -123,9 +124,9 @@ class connection {
     /// As send(const message&) (an exact echo, no second UTF-8 check), without waiting; see
     /// send_now(text).
     std::error_code send_now(const message& msg) const;
-    /// As send(const prepared_message&) (queued by reference: the frame built once is
-    /// shared, not copied), without waiting; see send_now(text). For broadcasting from
-    /// event callbacks or any handler on the connection's strand.
+    /// As send(const prepared_message&) (the frame built once, shared by reference), without
+    /// waiting; see send_now(text). For broadcasting from event callbacks or any handler on
+    /// the connection's strand.
     std::error_code send_now(const prepared_message& msg) const;
     /// Starts the closing handshake (as close(), with the same checks and errors) without
     /// waiting for its end: the connection's reader (receive() or the event callbacks)
