@@ -76,7 +76,7 @@ struct options {
     int connections = -1;  // -1: the scenario's default
     int inflight = -1;
     long long size = -1;
-    int binary = -1;  // -1 default, 0 text, 1 binary
+    int binary = -1;       // -1 default, 0 text, 1 binary
     bool unicode = false;  // text that is mostly not ASCII (2-, 3- and 4-byte characters)
     u64 messages = 0;
     u64 count = 10000;
@@ -1230,8 +1230,7 @@ int main(int argc, char** argv) {
         else if (a == "--unicode") {
             o.binary = 0;
             o.unicode = true;
-        }
-        else if (a == "--messages")
+        } else if (a == "--messages")
             o.messages = parse_u64(val());
         else if (a == "--count")
             o.count = parse_u64(val());
