@@ -94,7 +94,6 @@ struct client {
 // The run of one way at one size: `rounds` rounds to `members`, paced by `completed`.
 struct run_state {
     bool prepared = false;
-    std::size_t size = 0;
     std::size_t rounds = 0;
     std::size_t window = 8;
     const std::vector<std::string>* payloads = nullptr;
@@ -102,7 +101,6 @@ struct run_state {
     std::size_t completed = 0;
     double cpu_start = 0;
     double cpu_end = 0;
-    bool done = false;
 };
 
 class bench {
@@ -184,7 +182,6 @@ class bench {
         got_.assign(rounds, 0);
         run_state st;
         st.prepared = prepared;
-        st.size = size;
         st.rounds = rounds;
         st.window = window_;
         st.payloads = &payloads;
